@@ -1,0 +1,43 @@
+# The README's two commands live here: `make demo` (the main job) and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Strict editable installs link each file, so the install is redone when the set of files changes.
+FILES_HASH := $(shell find protocol simulator reader conformance fixtures -type f ! -name '*.pyc' 2>/dev/null | sort | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(FILES_HASH)
+PACKAGES := -p me162.protocol -p me162.simulator -p me162.reader -p me162.conformance -p me162.fixtures
+
+.PHONY: demo test lint typecheck pytest bench clean install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "installing me162 and its dev tools into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1 \
+		|| (cat $(VENV)/install.log; exit 1)
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/me162-read decode fixtures/captures/ME162_1.readout.bin
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy $(PACKAGES)
+	$(BIN)/mypy tests bench tools
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
