@@ -1,0 +1,27 @@
+"""Virtual time for transports: the link runs on seconds of protocol time, which a
+:class:`ScaledClock` maps onto the wall clock ``speed`` times faster (``--speed N``)."""
+
+from __future__ import annotations
+
+import time
+
+
+class ScaledClock:
+    def __init__(self, speed: float = 1.0) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._t0 = time.monotonic()
+
+    def now(self) -> float:
+        """Virtual seconds since the clock started."""
+        return (time.monotonic() - self._t0) * self.speed
+
+    def real(self, virtual_seconds: float) -> float:
+        """Wall-clock seconds that ``virtual_seconds`` take."""
+        return virtual_seconds / self.speed
+
+    def sleep_until(self, virtual_t: float) -> None:
+        delay = self.real(virtual_t - self.now())
+        if delay > 0:
+            time.sleep(delay)

@@ -1,0 +1,269 @@
+"""The optical link on virtual time: the reader's UART, the meter's UART, and the line.
+
+:class:`Link` is a discrete-event engine with no I/O and no clock of its own.  A transport
+tells it what the reader did and when (:meth:`Link.reader_write`, :meth:`Link.reader_configure`),
+lets time pass (:meth:`Link.advance`) and collects what reached the reader
+(:meth:`Link.reader_take`).  Bytes take 10 bit times each at the sender's speed; a receiver
+set to another speed or format gets what :mod:`me162.simulator.uart` says real hardware
+would get.  A reader that switches speed before its last byte has left the wire sends the
+rest at the new speed, which the meter cannot read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from me162.protocol.line import LineSettings, even_parity_bit
+from me162.simulator.meter import Meter, Transmit
+from me162.simulator.uart import Frame, RxChar, decode_bits, receive
+
+log = logging.getLogger(__name__)
+
+R2M = "r2m"
+M2R = "m2r"
+
+
+@dataclass(frozen=True)
+class WireEvent:
+    """One thing that happened on the link, for logs and captures."""
+
+    t: float
+    kind: str  # "data", "settings", "meter-speed", "meter", "fault", "note"
+    dir: str | None = None
+    data: bytes = b""
+    baud: int | None = None
+    detail: str = ""
+
+
+class _Path:
+    """One direction of the line: frames in flight and the receiver at the far end."""
+
+    def __init__(self, rx_at: Callable[[float], LineSettings], deliver: Callable[[RxChar], None]) -> None:
+        self.rx_at = rx_at
+        self.deliver = deliver
+        self.frames: list[Frame] = []
+        self.group: list[Frame] = []
+
+    def add(self, frame: Frame) -> None:
+        self.frames.append(frame)
+
+    def _group_done_at(self) -> float:
+        rx = self.rx_at(self.group[0].start)
+        return self.group[-1].end + 1.5 * rx.bits_per_char / rx.baud
+
+    def next_time(self) -> float | None:
+        times = []
+        if self.frames:
+            times.append(self.frames[0].end)
+        if self.group and not (self.frames and self.frames[0].start <= self.group[-1].end + 1e-9):
+            times.append(self._group_done_at())
+        return min(times) if times else None
+
+    def process(self, until: float) -> None:
+        while self.frames and self.frames[0].end <= until:
+            f = self.frames.pop(0)
+            if self.group and f.start > self.group[-1].end + 1e-9:
+                self._flush_group()
+            rx = self.rx_at(f.start)
+            if not self.group and f.fmt.baud == rx.baud and f.fmt.bits_per_char == rx.bits_per_char:
+                value, framing, parity = decode_bits(f.bits, rx)
+                self.deliver(RxChar(f.end, value, framing, parity))
+            else:
+                self.group.append(f)
+        group_closed = self.group and not (self.frames and self.frames[0].start <= self.group[-1].end + 1e-9)
+        if group_closed and until >= self._group_done_at():
+            self._flush_group()
+
+    def _flush_group(self) -> None:
+        rx = self.rx_at(self.group[0].start)
+        for ch in receive(self.group, rx):
+            self.deliver(ch)
+        self.group = []
+
+
+class Link:
+    """A reader's UART, a line and one meter, on virtual time in seconds."""
+
+    def __init__(
+        self,
+        meter: Meter,
+        *,
+        reader: LineSettings | None = None,
+        parity_bit: bool = False,
+        record: bool = True,
+    ) -> None:
+        self.meter = meter
+        self.now = 0.0
+        self.parity_bit = parity_bit
+        self.record = record
+        self._reader_history: list[tuple[float, LineSettings]] = [(0.0, reader or self._reader_default())]
+        self.reader_tx_free = 0.0
+        self._tx_queue = bytearray()
+        self._to_reader: list[tuple[float, int]] = []
+        self.events: list[WireEvent] = []
+        self.interceptors: list[Callable[[Transmit], list[Transmit]]] = []
+        self._r2m = _Path(self._meter_rx_format, self._deliver_to_meter)
+        self._m2r = _Path(self.reader_settings_at, self._deliver_to_reader)
+        self._meter_events_seen = 0
+
+    def _reader_default(self) -> LineSettings:
+        return LineSettings(300, 8, "N", 1) if self.parity_bit else LineSettings(300)
+
+    # --- the reader's side --------------------------------------------------------------------
+
+    def reader_settings_at(self, t: float) -> LineSettings:
+        current = self._reader_history[0][1]
+        for when, s in self._reader_history:
+            if when <= t:
+                current = s
+        return current
+
+    @property
+    def reader_settings(self) -> LineSettings:
+        return self._reader_history[-1][1]
+
+    def reader_configure(self, settings: LineSettings, at: float) -> None:
+        """The reader set its UART (speed, and where the transport carries it, the format)."""
+        self.advance(at)
+        if settings != self.reader_settings:
+            self._reader_history.append((at, settings))
+            self._note(WireEvent(at, "settings", R2M, baud=settings.baud, detail=settings.describe()))
+
+    def reader_set_baud(self, baud: int, at: float) -> None:
+        self.reader_configure(self.reader_settings.with_baud(baud), at)
+
+    def reader_write(self, data: bytes, at: float) -> float:
+        """The reader wrote ``data`` at ``at``; returns when its last stop bit will leave the
+        wire at the current speed.
+
+        Bytes wait in the reader's transmit queue; each goes out at the speed the reader's UART
+        has when that byte starts, so a speed change before the queue is empty garbles the rest.
+        """
+        self.advance(at)
+        if not self._tx_queue:
+            self.reader_tx_free = max(at, self.reader_tx_free)
+        self._tx_queue.extend(data)
+        self._materialize(at)
+        return self.reader_tx_done
+
+    @property
+    def reader_tx_done(self) -> float:
+        """When the reader's transmit queue will be empty (at the current speed)."""
+        return self.reader_tx_free + len(self._tx_queue) * self.reader_settings.char_time
+
+    def _materialize(self, to: float) -> None:
+        fmt = self.reader_settings
+        sent = bytearray()
+        start = self.reader_tx_free
+        while self._tx_queue and self.reader_tx_free <= to:
+            f = Frame(self.reader_tx_free, self._tx_queue.pop(0), fmt)
+            self._r2m.add(f)
+            sent.append(f.byte)
+            self.reader_tx_free = f.end
+        if sent:
+            self._note(WireEvent(start, "data", R2M, bytes(sent), fmt.baud))
+
+    def reader_take(self, until: float | None = None) -> bytes:
+        """Bytes that have reached the reader's UART by ``until`` (default: now)."""
+        limit = self.now if until is None else until
+        n = 0
+        while n < len(self._to_reader) and self._to_reader[n][0] <= limit:
+            n += 1
+        out = bytes(b for _, b in self._to_reader[:n])
+        del self._to_reader[:n]
+        return out
+
+    def reader_pending(self) -> list[tuple[float, int]]:
+        return list(self._to_reader)
+
+    # --- time -------------------------------------------------------------------------------
+
+    def next_event(self) -> float | None:
+        times = [
+            t
+            for t in (self.meter.next_deadline(), self._r2m.next_time(), self._m2r.next_time())
+            if t is not None
+        ]
+        if self._tx_queue:
+            times.append(self.reader_tx_free)
+        if self._to_reader:
+            times.append(self._to_reader[0][0])
+        return min(times) if times else None
+
+    def advance(self, to: float) -> None:
+        """Run everything that happens up to virtual time ``to``."""
+        self._materialize(to)
+        while True:
+            candidates = [
+                t
+                for t in (self.meter.next_deadline(), self._r2m.next_time(), self._m2r.next_time())
+                if t is not None
+            ]
+            nxt = min(candidates) if candidates else None
+            if nxt is None or nxt > to:
+                break
+            self._r2m.process(nxt)
+            self.meter.advance(nxt)
+            self._collect_meter()
+            self._m2r.process(nxt)
+            self.now = max(self.now, nxt)
+        self._r2m.process(to)
+        self.meter.advance(to)
+        self._collect_meter()
+        self._m2r.process(to)
+        self.now = max(self.now, to)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _meter_rx_format(self, t: float) -> LineSettings:
+        return LineSettings(self.meter.uart_baud(t))
+
+    def _deliver_to_meter(self, ch: RxChar) -> None:
+        self.meter.advance(ch.t)
+        self._collect_meter()
+        self.meter.receive(ch.t, ch.byte, ch.error)
+        self._collect_meter()
+
+    def _deliver_to_reader(self, ch: RxChar) -> None:
+        value = ch.byte
+        if ch.framing_error:
+            value = 0x00  # what a Linux tty delivers for a framing error (no PARMRK, no IGNPAR)
+        self._to_reader.append((ch.t, value))
+
+    def _collect_meter(self) -> None:
+        for tx in self.meter.take():
+            for out in self._intercept(tx):
+                self._transmit(out)
+        events = self.meter.events
+        while self._meter_events_seen < len(events):
+            e = events[self._meter_events_seen]
+            self._meter_events_seen += 1
+            self._note(WireEvent(e.t, "meter", detail=f"{e.kind}: {e.detail}".rstrip(": ")))
+
+    def _intercept(self, tx: Transmit) -> list[Transmit]:
+        out = [tx]
+        for hook in self.interceptors:
+            out = [y for x in out for y in hook(x)]
+        return out
+
+    def _transmit(self, tx: Transmit) -> None:
+        fmt = LineSettings(tx.baud)
+        t = tx.at
+        for b in tx.data:
+            f = Frame(t, b & 0x7F, fmt)
+            self._m2r.add(f)
+            t = f.end
+        self._note(WireEvent(tx.at, "data", M2R, tx.data, tx.baud, tx.kind))
+
+    def _note(self, event: WireEvent) -> None:
+        if self.record:
+            self.events.append(event)
+        if event.kind == "data":
+            log.debug("%9.3f %s %5s %s", event.t, event.dir, event.baud, event.data.hex(" "))
+
+
+def parity_encode(data: bytes) -> bytes:
+    """7E1 as an 8N1 receiver sees it: parity in bit 7."""
+    return bytes((b & 0x7F) | (even_parity_bit(b) << 7) for b in data)

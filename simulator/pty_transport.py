@@ -1,0 +1,232 @@
+"""The virtual meter on a Linux pseudo-terminal.
+
+The reader opens the slave side (``/dev/pts/N``, or a symlink given with ``--link``) like a
+USB probe.  The simulator holds the master side in packet mode with EXTPROC set, so every
+``tcsetattr`` the reader makes arrives as a TIOCPKT_IOCTL packet: the simulator then reads the
+reader's speed and flags.  Data bits and parity are invisible on a pty (the kernel forces CS8),
+so the character format is taken as 7E1 unless ``--parity-bit`` says the reader runs 8N1 with
+the parity in bit 7.
+
+Pacing: what the reader writes is queued on the virtual wire and leaves it at 10 bits per
+character; bytes still queued when the reader changes speed go out at the new speed.  A pty's
+``tcdrain`` (pyserial's ``flush()``) returns at once, as it does on many USB serial adapters,
+so a reader must wait for the transmission time itself before it switches speed.  When the reader closes the port the slave's speed is reset, so the next
+``open`` at 300 7E1 changes something (glibc rejects a 7E1 ``tcsetattr`` on a pty that changes
+nothing, with EINVAL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import select
+import termios
+import threading
+import time
+import tty
+from pathlib import Path
+
+from me162.protocol.errors import ConfigError
+from me162.protocol.line import LineSettings
+from me162.simulator.session import MeterOptions, Served
+
+log = logging.getLogger(__name__)
+
+EXTPROC = 0o200000
+TIOCPKT_DATA = 0x00
+TIOCPKT_IOCTL = 0x40
+_SPEEDS = {getattr(termios, f"B{b}"): b for b in (50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400,
+                                                  4800, 9600, 19200, 38400, 57600, 115200, 230400)}  # fmt: skip
+CLOSED_POLL = 0.02
+
+
+def describe_port_flags(attrs: list[object]) -> list[str]:
+    """What a reader left unraw on its port, as a list of complaints (empty = raw mode)."""
+    iflag, oflag, _cflag, lflag = (int(x) for x in attrs[:4])  # type: ignore[call-overload]
+    problems = []
+    if lflag & termios.ICANON:
+        problems.append("canonical mode (ICANON): reads wait for a line end")
+    if lflag & termios.ECHO:
+        problems.append("echo (ECHO)")
+    if lflag & termios.ISIG:
+        problems.append("signals (ISIG): a received 0x03 (ETX) becomes SIGINT")
+    if iflag & termios.ICRNL:
+        problems.append("CR to LF translation (ICRNL)")
+    if iflag & termios.INLCR:
+        problems.append("LF to CR translation (INLCR)")
+    if iflag & termios.IGNCR:
+        problems.append("CR dropped (IGNCR)")
+    if iflag & termios.ISTRIP:
+        problems.append("bit 7 stripped (ISTRIP)")
+    if iflag & (termios.IXON | termios.IXOFF):
+        problems.append("software flow control (IXON/IXOFF): 0x11 and 0x13 are swallowed")
+    if oflag & termios.OPOST:
+        problems.append("output processing (OPOST)")
+    return problems
+
+
+def apply_input_flags(data: bytes, iflag: int) -> bytes:
+    """Do to the meter's bytes what the reader's tty input flags would (EXTPROC turns the line
+    discipline's own processing off)."""
+    if iflag & termios.ISTRIP:
+        data = bytes(b & 0x7F for b in data)
+    if iflag & termios.IGNCR:
+        data = data.replace(b"\r", b"")
+    elif iflag & termios.ICRNL and iflag & termios.INLCR:
+        data = data.translate(bytes.maketrans(b"\r\n", b"\n\r"))
+    elif iflag & termios.ICRNL:
+        data = data.replace(b"\r", b"\n")
+    elif iflag & termios.INLCR:
+        data = data.replace(b"\n", b"\r")
+    return data
+
+
+class PtyMeter:
+    """One virtual meter served on one pty, in a thread of its own."""
+
+    def __init__(self, options: MeterOptions, *, index: int = 0, link: str | Path | None = None) -> None:
+        self.served = Served(options, index=index)
+        self.master, slave = os.openpty()
+        self.path = os.ttyname(slave)
+        tty.setraw(slave)
+        attrs = termios.tcgetattr(slave)
+        attrs[4] = attrs[5] = termios.B38400
+        termios.tcsetattr(slave, termios.TCSANOW, attrs)
+        os.close(slave)
+        fcntl.ioctl(self.master, termios.TIOCPKT, b"\x01\x00\x00\x00")
+        m = termios.tcgetattr(self.master)
+        m[3] |= EXTPROC
+        termios.tcsetattr(self.master, termios.TCSANOW, m)
+        os.set_blocking(self.master, False)
+        self.link_path: Path | None = None
+        if link is not None:
+            self.link_path = Path(link)
+            if self.link_path.is_symlink() or not self.link_path.exists():
+                with contextlib.suppress(FileNotFoundError):
+                    self.link_path.unlink()
+            else:
+                raise ConfigError(f"--link {self.link_path}: exists and is not a symlink; not replacing it")
+            self.link_path.symlink_to(self.path)
+        self.reader_open = False
+        self.iflag = 0
+        self.port_reports: list[str] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def device(self) -> str:
+        return str(self.link_path or self.path)
+
+    def start(self) -> PtyMeter:
+        self._thread = threading.Thread(target=self.run, name=f"me162-pty-{self.path}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+        if self.link_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.link_path.unlink()
+
+    def __enter__(self) -> PtyMeter:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        s = self.served
+        poller = select.poll()
+        poller.register(self.master, select.POLLIN)
+        while not self._stop.is_set():
+            out = s.due()
+            if out and self.reader_open:
+                self._write(apply_input_flags(out, self.iflag))
+            try:
+                events = poller.poll(s.wake_in() * 1000)
+            except (OSError, ValueError):
+                return
+            flags = events[0][1] if events else 0
+            if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                # Nobody holds the slave: the reader closed the port (or never opened it).
+                self._closed()
+                self._drain_while_closed()
+                time.sleep(CLOSED_POLL)
+            elif flags & select.POLLIN:
+                if not self.reader_open:
+                    self._opened()
+                self._take()
+
+    def _drain_while_closed(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self.master, 4096):
+                pass
+
+    def _write(self, data: bytes) -> None:
+        try:
+            os.write(self.master, data)
+        except BlockingIOError:
+            log.warning("%s: reader is not reading; %d byte(s) dropped", self.path, len(data))
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+
+    def _take(self) -> None:
+        """Read one packet: a settings change, or what the reader wrote."""
+        try:
+            packet = os.read(self.master, 4096)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno == errno.EIO:
+                self._closed()
+                time.sleep(CLOSED_POLL)
+                return
+            raise
+        if not packet:
+            return
+        if packet[0] == TIOCPKT_DATA:
+            self.served.reader_wrote(packet[1:])
+        elif packet[0] & TIOCPKT_IOCTL:
+            self._settings_changed()
+
+    def _opened(self) -> None:
+        self.reader_open = True
+        self.served.note("open", f"reader opened {self.device}")
+        self._settings_changed()
+
+    def _closed(self) -> None:
+        if not self.reader_open:
+            return
+        self.reader_open = False
+        self.served.note("close", f"reader closed {self.device}")
+        try:
+            attrs = termios.tcgetattr(self.master)
+            attrs[4] = attrs[5] = termios.B38400
+            termios.tcsetattr(self.master, termios.TCSANOW, attrs)
+        except termios.error as e:  # pragma: no cover - defensive
+            log.warning("could not reset the port speed: %s", e)
+
+    def _settings_changed(self) -> None:
+        attrs = termios.tcgetattr(self.master)
+        baud = _SPEEDS.get(attrs[5], 0)
+        self.iflag = int(attrs[0])
+        s = self.served
+        current = s.link.reader_settings
+        settings = LineSettings(baud, current.bits, current.parity, 2 if attrs[2] & termios.CSTOPB else 1)
+        if baud and settings != current:
+            s.reader_configured(settings)
+        problems = describe_port_flags(attrs)
+        report = "raw mode" if not problems else "not raw: " + "; ".join(problems)
+        if not self.port_reports or self.port_reports[-1] != report:
+            self.port_reports.append(report)
+            s.note("port", f"reader set {baud} Bd, {report}")
