@@ -92,11 +92,13 @@ class Link:
         *,
         reader: LineSettings | None = None,
         parity_bit: bool = False,
+        follow_meter: bool = False,
         record: bool = True,
     ) -> None:
         self.meter = meter
         self.now = 0.0
         self.parity_bit = parity_bit
+        self.follow_meter = follow_meter
         self.record = record
         self._reader_history: list[tuple[float, LineSettings]] = [(0.0, reader or self._reader_default())]
         self.reader_tx_free = 0.0
@@ -114,6 +116,8 @@ class Link:
     # --- the reader's side --------------------------------------------------------------------
 
     def reader_settings_at(self, t: float) -> LineSettings:
+        if self.follow_meter:  # a raw TCP converter: its UART always runs at the meter's speed
+            return self._reader_history[0][1].with_baud(self.meter.uart_baud(t))
         current = self._reader_history[0][1]
         for when, s in self._reader_history:
             if when <= t:
@@ -122,6 +126,8 @@ class Link:
 
     @property
     def reader_settings(self) -> LineSettings:
+        if self.follow_meter:
+            return self.reader_settings_at(max(self.now, self.reader_tx_free))
         return self._reader_history[-1][1]
 
     def reader_configure(self, settings: LineSettings, at: float) -> None:

@@ -86,7 +86,7 @@ class _Rx:
 def _truncate(value: float, fmt: str) -> float:
     m = re.search(r"\.(\d+)f", fmt)
     digits = int(m[1]) if m else 3
-    scale = 10**digits
+    scale = math.pow(10, digits)
     return math.floor(value * scale + 1e-6) / scale
 
 
@@ -106,7 +106,7 @@ class Meter:
         self.clock_start = clock_start or profile.clock_start or datetime.now().replace(microsecond=0)
         i = profile.installation
         inst = Installation(
-            seed=int(i.get("seed", seed)),
+            seed=int(i.get("seed", 0)) * 1000003 + seed,
             base_load_kw=i.get("base_load_kw", 0.25),
             peak_load_kw=i.get("peak_load_kw", 1.8),
             solar_peak_kw=i.get("solar_peak_kw", 3.0),
@@ -149,7 +149,7 @@ class Meter:
         """The speed the meter's UART is set to at time ``t``."""
         baud = self._speeds[0][1]
         for when, b in self._speeds:
-            if when <= t:
+            if when <= t + 1e-9:  # float noise must not put a byte on the wrong side of a switch
                 baud = b
         return baud
 

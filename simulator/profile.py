@@ -203,6 +203,8 @@ def parse_profile(text: str, where: str) -> Profile:
         )
 
     regs: dict[str, RegisterSpec] = {}
+    if isinstance(doc.data.get("registers"), dict):  # YAML reads 6.8 as a number: addresses are text
+        doc.data["registers"] = {str(k): v for k, v in doc.data["registers"].items()}
     rdoc = doc.sub("registers")
     for address in rdoc.data:
         spec = rdoc.data[address]

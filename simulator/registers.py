@@ -50,7 +50,7 @@ def net_power_kw(inst: Installation, when: datetime) -> float:
     season = 0.55 + 0.45 * math.cos(2 * math.pi * (day_of_year - 172) / 365)
     daylight = max(0.0, math.sin(math.pi * (h - 6.0) / 14.0)) if 6.0 <= h <= 20.0 else 0.0
     clouds = 0.3 + 0.7 * _unit_noise(inst.seed, 3, minute_index // 10)
-    solar = inst.solar_peak_kw * season * daylight**1.5 * clouds
+    solar = inst.solar_peak_kw * season * math.pow(daylight, 1.5) * clouds
     return load - solar
 
 

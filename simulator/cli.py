@@ -1,0 +1,137 @@
+"""``me162-sim``: serve virtual meters on ptys or TCP ports until stopped.
+
+    me162-sim --pty [--link PATH] [--profile me162] [--speed N] [--count N] [--verbose]
+    me162-sim --tcp PORT [--parity-bit]
+    me162-sim --rfc2217 PORT
+    me162-sim --list-profiles
+
+Prints one line per meter with the device path or URL a reader should open, then serves
+until interrupted.  Exit codes: 0 stopped by a signal; 2 bad options or profile; 3 a port
+could not be opened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from me162.protocol.errors import Me162Error
+from me162.simulator.profile import builtin_profiles, load_profile
+from me162.simulator.session import MeterOptions
+
+EXIT_USAGE = 2
+EXIT_PORT = 3
+
+
+class _Server(Protocol):
+    def start(self) -> object: ...
+    def stop(self) -> None: ...
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="me162-sim", description="Serve virtual IEC 62056-21 meters (Iskra ME162 and others)."
+    )
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (default)")
+    where.add_argument(
+        "--tcp", type=int, metavar="PORT", help="serve raw TCP on 127.0.0.1:PORT (0: any free port)"
+    )
+    where.add_argument("--rfc2217", type=int, metavar="PORT", help="serve RFC 2217 on 127.0.0.1:PORT")
+    p.add_argument(
+        "--link",
+        type=Path,
+        metavar="PATH",
+        help="make PATH a symlink to the pty (PATH0, PATH1... with --count)",
+    )
+    p.add_argument(
+        "--profile", default="me162", help="built-in profile name or a profile file (default me162)"
+    )
+    p.add_argument("--count", type=int, default=1, help="serve N meters, each its own (default 1)")
+    p.add_argument("--speed", type=float, default=1.0, help="run the clock N times faster than real time")
+    p.add_argument("--seed", type=int, default=0, help="seed of the register model and reaction times")
+    p.add_argument("--clock", help="the meter clock's start, ISO date-time (default: now)")
+    p.add_argument("--frozen", action="store_true", help="registers keep the profile's values")
+    p.add_argument("--parity-bit", action="store_true", help="carry 7E1 as 8N1 with the parity in bit 7")
+    p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="log the wire traffic with timestamps")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.list_profiles:
+        for name in builtin_profiles():
+            prof = load_profile(name)
+            print(f"{name:10} {prof.identification.raw:24} mode {prof.mode}  {prof.description}")
+        return 0
+    if args.count < 1 or args.speed <= 0:
+        print("me162-sim: --count must be at least 1 and --speed positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        clock = datetime.fromisoformat(args.clock) if args.clock else None
+        options = MeterOptions(args.profile, args.seed, args.speed, clock, not args.frozen, args.parity_bit)
+        options.load()
+    except (Me162Error, ValueError) as e:
+        print(f"me162-sim: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    servers: list[_Server] = []
+    try:
+        for i in range(args.count):
+            if args.tcp is not None or args.rfc2217 is not None:
+                from me162.simulator.tcp_transport import TcpMeter
+
+                base = args.tcp if args.tcp is not None else args.rfc2217
+                tm = TcpMeter(options, base + i if base else 0, rfc2217=args.rfc2217 is not None, index=i)
+                servers.append(tm)
+                print(tm.url, flush=True)
+            else:
+                from me162.simulator.pty_transport import PtyMeter
+
+                link = args.link
+                if link is not None and args.count > 1:
+                    link = link.with_name(f"{link.name}{i}")
+                pm = PtyMeter(options, index=i, link=link)
+                servers.append(pm)
+                print(pm.device, flush=True)
+    except OSError as e:
+        print(f"me162-sim: cannot open the port: {e}", file=sys.stderr)
+        for s in servers:
+            s.stop()
+        return EXIT_PORT
+    except Me162Error as e:
+        print(f"me162-sim: {e}", file=sys.stderr)
+        for s in servers:
+            s.stop()
+        return EXIT_USAGE
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for s in servers:
+        s.start()
+    logging.info(
+        "serving %d %s meter(s) at %sx speed; stop with Ctrl-C", args.count, args.profile, args.speed
+    )
+    stop.wait()
+    for s in servers:
+        s.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""The virtual meter on a real pty, real TCP sockets (raw and RFC 2217) and the in-process
+pyserial URL, read by a pyserial client at an accelerated time scale."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import termios
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import serial
+
+import me162.simulator  # noqa: F401  (registers me162://)
+from me162.protocol import OptionSelect
+from me162.protocol.frames import Command
+from me162.protocol.line import add_parity, strip_parity
+from me162.simulator.pty_transport import PtyMeter
+from me162.simulator.session import MeterOptions
+from me162.simulator.tcp_transport import TcpMeter
+
+pytestmark = pytest.mark.timeout(60)
+
+SPEED = 20.0
+IDENT = b"/ISK5ME162-0033\r\n"
+REAL = (Path(__file__).resolve().parent.parent / "fixtures" / "captures" / "ME162_1.readout.bin").read_bytes()
+
+
+def options(**kw: object) -> MeterOptions:
+    return MeterOptions(speed=SPEED, clock_start=datetime(2026, 6, 21, 12), moving=False, **kw)  # type: ignore[arg-type]
+
+
+def ack_and_switch(port: serial.SerialBase, option: str = "050", baud: int = 9600) -> None:
+    port.write(OptionSelect(*option).to_bytes())
+    time.sleep(6 * 10 / 300 / SPEED + 0.002)  # the ACK's transmission time, then switch
+    port.baudrate = baud
+
+
+def read_frame(port: serial.SerialBase) -> bytes:
+    data = port.read_until(b"\x03")
+    return data + port.read(1)
+
+
+@pytest.fixture
+def pty_meter() -> Iterator[PtyMeter]:
+    with PtyMeter(options()) as pm:
+        yield pm
+
+
+def test_pty_readout_is_byte_identical(pty_meter: PtyMeter) -> None:
+    port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=2)
+    port.write(b"/?!\r\n")
+    ident = port.read_until(b"\r\n")
+    ack_and_switch(port)
+    assert ident + read_frame(port) == REAL
+    port.close()
+
+
+def test_pty_pacing_takes_the_wire_time(pty_meter: PtyMeter) -> None:
+    port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=2)
+    t0 = time.monotonic()
+    port.write(b"/?!\r\n")
+    port.read_until(b"\r\n")
+    elapsed = (time.monotonic() - t0) * SPEED
+    # request 5 chars + reaction >= 0.22 s + ident 17 chars, at 300 Bd
+    assert elapsed >= (5 + 17) * 10 / 300 + 0.22 - 0.05
+    port.close()
+
+
+def test_pty_programming_mode(pty_meter: PtyMeter) -> None:
+    port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=2)
+    port.write(b"/?!\r\n")
+    port.read_until(b"\r\n")
+    ack_and_switch(port, "051")
+    assert read_frame(port) == b"\x01P0\x02()\x03`"
+    port.write(Command.read("1.8.0").to_bytes())
+    assert read_frame(port) == b"\x02(0033402.264*kWh)\x03T"
+    port.write(Command.break_().to_bytes())
+    time.sleep(0.05)
+    port.close()
+
+
+def test_pty_switching_too_early_gets_garbage(pty_meter: PtyMeter) -> None:
+    port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=1)
+    port.write(b"/?!\r\n")
+    port.read_until(b"\r\n")
+    port.write(OptionSelect("0", "5", "0").to_bytes())
+    port.flush()  # returns at once on a pty, as on many USB adapters
+    port.baudrate = 9600
+    data = port.read(400)
+    assert data and not data.startswith(b"\x02C.1.0")
+    assert any("fallback" in e.detail for e in pty_meter.served.link.events if e.kind == "meter")
+    port.close()
+
+
+def test_pty_reports_an_unraw_port_and_translates_cr(pty_meter: PtyMeter) -> None:
+    fd = os.open(pty_meter.path, os.O_RDWR | os.O_NOCTTY)
+    attrs = termios.tcgetattr(fd)
+    attrs[0] |= termios.ICRNL
+    attrs[3] |= termios.ICANON
+    attrs[4] = attrs[5] = termios.B300
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
+    os.write(fd, b"/?!\r\n")
+    time.sleep(1.5 / SPEED * 10)
+    os.set_blocking(fd, False)
+    got = b""
+    deadline = time.monotonic() + 2
+    while b"\n\n" not in got and time.monotonic() < deadline:
+        try:
+            got += os.read(fd, 100)
+        except BlockingIOError:
+            time.sleep(0.01)
+    os.close(fd)
+    assert got.startswith(b"/ISK5ME162-0033\n\n")  # CR became LF, as the reader's ICRNL says
+    reports = [e.detail for e in pty_meter.served.link.events if e.kind == "port"]
+    assert any("canonical mode" in r and "ICRNL" in r for r in reports)
+
+
+def test_pty_reopen_with_the_same_settings_works(pty_meter: PtyMeter) -> None:
+    for _ in range(3):
+        port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=2)
+        port.write(b"/?!\r\n")
+        assert port.read_until(b"\r\n") == IDENT
+        port.close()
+        time.sleep(10.0 / SPEED + 0.1)  # let the fallback readout (t_t + 6.6 s at 300 Bd) pass
+
+
+def test_pty_link_symlink(tmp_path: Path) -> None:
+    link = tmp_path / "ttyME162"
+    with PtyMeter(options(), link=link) as pm:
+        assert link.is_symlink() and os.readlink(link) == pm.path
+        port = serial.Serial(str(link), 300, bytesize=7, parity="E", timeout=2)
+        port.write(b"/?!\r\n")
+        assert port.read_until(b"\r\n") == IDENT
+        port.close()
+    assert not link.exists()
+
+
+def test_rfc2217_carries_speed_and_format() -> None:
+    with TcpMeter(options(), 0, rfc2217=True) as tm:
+        port = serial.serial_for_url(tm.url, baudrate=300, bytesize=7, parity="E", timeout=2)
+        port.write(b"/?!\r\n")
+        ident = port.read_until(b"\r\n")
+        ack_and_switch(port)
+        assert ident + read_frame(port) == REAL
+        port.close()
+        time.sleep(0.2)
+        port = serial.serial_for_url(tm.url, baudrate=300, bytesize=8, parity="N", timeout=1)
+        port.write(b"/?!\r\n")  # 8N1 without the parity bit: the meter sees parity errors
+        assert port.read_until(b"\r\n") == b""
+        port.close()
+
+
+def test_raw_tcp_with_the_parity_bit() -> None:
+    with TcpMeter(options(parity_bit=True), 0) as tm:
+        port = serial.serial_for_url(tm.url, timeout=2)
+        port.write(add_parity(b"/?!\r\n"))
+        ident = port.read_until(add_parity(b"\r\n"))
+        assert strip_parity(ident) == IDENT and ident != IDENT
+        port.write(add_parity(OptionSelect("0", "5", "0").to_bytes()))
+        data = port.read_until(add_parity(b"\x03")) + port.read(1)
+        assert strip_parity(ident + data) == REAL
+        port.close()
+
+
+def test_url_handler_in_process() -> None:
+    url = "me162://?profile=me162&speed=50&clock=2026-06-21T12:00:00&frozen=1"
+    port = serial.serial_for_url(url, baudrate=300, bytesize=7, parity="E", timeout=2)
+    port.write(b"/?!\r\n")
+    ident = port.read_until(b"\r\n")
+    port.write(OptionSelect("0", "5", "0").to_bytes())
+    port.flush()  # waits for the wire here, like a real UART
+    port.baudrate = 9600
+    assert ident + read_frame(port) == REAL
+    port.close()
+
+
+def test_url_handler_rejects_bad_options() -> None:
+    with pytest.raises(serial.SerialException, match="unknown option"):
+        serial.serial_for_url("me162://?colour=red")
+    with pytest.raises(serial.SerialException, match="no profile called"):
+        serial.serial_for_url("me162://?profile=nope")
+
+
+def test_url_handler_mode_d_and_wrong_format() -> None:
+    port = serial.serial_for_url(
+        "me162://?profile=ebz_dd3&speed=20", baudrate=9600, bytesize=7, parity="E", timeout=1
+    )
+    telegram = port.read_until(b"!\r\n")
+    assert b"/EBZ5DD3BZ06ETA_107\r\n\r\n" in telegram
+    port.baudrate = 2400
+    port.reset_input_buffer()
+    assert b"/EBZ5" not in port.read(300)
+    port.close()
+
+
+def test_sim_cli_serves_several_meters_until_stopped(tmp_path: Path) -> None:
+    link = tmp_path / "meter"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "me162.simulator.cli",
+            "--pty",
+            "--count",
+            "2",
+            "--link",
+            str(link),
+            "--speed",
+            str(SPEED),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        paths = [proc.stdout.readline().strip() for _ in range(2)]
+        assert paths == [str(tmp_path / "meter0"), str(tmp_path / "meter1")]
+        for p in paths:
+            port = serial.Serial(p, 300, bytesize=7, parity="E", timeout=2)
+            port.write(b"/?!\r\n")
+            assert port.read_until(b"\r\n") == IDENT
+            port.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_sim_cli_bad_profile_is_one_line() -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "--profile", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "no profile called" in p.stderr

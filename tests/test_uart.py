@@ -1,0 +1,62 @@
+"""The bit-level UART model: exact at equal settings, deterministic garbage otherwise."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from me162.protocol.line import LineSettings, add_parity
+from me162.simulator.uart import Frame, frame_bits, receive
+
+E7_300 = LineSettings(300)
+
+
+def frames(data: bytes, fmt: LineSettings, start: float = 0.0) -> list[Frame]:
+    out, t = [], start
+    for b in data:
+        f = Frame(t, b, fmt)
+        out.append(f)
+        t = f.end
+    return out
+
+
+@given(st.binary(max_size=40).map(lambda b: bytes(c & 0x7F for c in b)), st.sampled_from([300, 2400, 9600]))
+def test_same_settings_receive_exactly(data: bytes, baud: int) -> None:
+    fmt = LineSettings(baud)
+    got = receive(frames(data, fmt), fmt)
+    assert bytes(c.byte for c in got) == data
+    assert not any(c.error for c in got)
+
+
+def test_frame_is_start_seven_data_even_parity_stop() -> None:
+    assert frame_bits(ord("/"), E7_300) == (0, 1, 1, 1, 1, 0, 1, 0, 1, 1)  # 0x2F: five ones, parity 1
+
+
+def test_7e1_read_by_an_8n1_port_has_the_parity_in_bit_7() -> None:
+    data = b"/?!\r\n"
+    got = receive(frames(data, E7_300), LineSettings(300, 8, "N", 1))
+    assert bytes(c.byte for c in got) == add_parity(data) == bytes.fromhex("af3f218d0a")
+
+
+def test_8n1_without_parity_bit_gives_parity_errors_at_a_7e1_meter() -> None:
+    got = receive(frames(b"/", LineSettings(300, 8, "N", 1)), E7_300)
+    assert got[0].byte == ord("/") and got[0].parity_error
+
+
+def test_mismatched_speed_is_garbage_and_deterministic() -> None:
+    readout = b"\x02C.1.0(28342193)\r\n0.0.0(28342193)\r\n"
+    at_9600 = frames(readout, LineSettings(9600))
+    slow = receive(at_9600, LineSettings(300))
+    assert bytes(c.byte for c in slow) != readout and len(slow) < len(readout)
+    assert receive(at_9600, LineSettings(300)) == slow
+    fast = receive(frames(readout, E7_300), LineSettings(9600))
+    assert any(c.framing_error for c in fast)
+    assert len(fast) > len(readout)
+
+
+def test_receiver_rearms_after_the_stop_bit() -> None:
+    data = b"AB"
+    f = frames(data, E7_300, start=1.0)
+    got = receive(f, E7_300)
+    assert [c.byte for c in got] == [0x41, 0x42]
+    assert abs(got[0].t - (1.0 + 9.5 / 300)) < 1e-9
