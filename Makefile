@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+DEMO_LINK := $(CURDIR)/$(VENV)/ttyME162
+
+# The main job: a virtual ME162 on a pty, read by the reference reader in real time.
 demo: $(STAMP)
-	$(BIN)/me162-read decode fixtures/captures/ME162_1.readout.bin
+	@$(BIN)/me162-sim --pty --link $(DEMO_LINK) > /dev/null 2> $(VENV)/demo-sim.log & pid=$$!; \
+	for i in $$(seq 100); do [ -e $(DEMO_LINK) ] && break; sleep 0.05; done; \
+	echo "virtual ME162 on $(DEMO_LINK); reading it with me162-read:"; \
+	$(BIN)/me162-read $(DEMO_LINK); rc=$$?; kill $$pid; wait $$pid 2>/dev/null; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -61,3 +61,32 @@ class Bench:
 
     def meter_events(self, kind: str) -> list[str]:
         return [e.detail for e in self.meter.events if e.kind == kind]
+
+
+def drive(session: object, link: Link, *, start: float | None = None, limit: float = 600.0) -> object:
+    """Run a reader session against a link on virtual time; returns the session's outcome
+    (or raises the session's ReaderError)."""
+    from me162.reader.session import Event, ReaderSession, Send, SetSpeed, Wait
+
+    assert isinstance(session, ReaderSession)
+    now = link.now if start is None else start
+    action: Send | SetSpeed | Wait | None = session.start(now)
+    while action is not None:
+        data = b""
+        if isinstance(action, Send):
+            link.reader_write(action.data, now)
+        elif isinstance(action, SetSpeed):
+            now = max(now, action.not_before)
+            link.reader_configure(link.reader_settings.with_baud(action.baud), now)
+        elif isinstance(action, Wait):
+            link.advance(now)
+            data = link.reader_take(now)
+            while not data and now < action.until:
+                nxt = link.next_event()
+                now = action.until if nxt is None else min(action.until, max(nxt, now + 1e-6))
+                link.advance(now)
+                data = link.reader_take(now)
+        if now > limit:
+            raise AssertionError("session ran past the time limit")
+        action = session.feed(Event(data, now))
+    return session.outcome

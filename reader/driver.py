@@ -1,0 +1,186 @@
+"""Run a :class:`~me162.reader.session.ReaderSession` over a pyserial port.
+
+Any pyserial URL works: ``/dev/ttyUSB0``, ``socket://host:port``, ``rfc2217://host:port``
+and the virtual meter's ``me162://?profile=me162``.  The port is opened once at 300 Bd 7E1
+in raw mode and never re-opened; speed changes are made on the open port.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import termios
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+import serial
+
+import me162.simulator  # noqa: F401  (registers the me162:// URL scheme)
+from me162.protocol.errors import Me162Error, ParityError
+from me162.protocol.line import add_parity, check_and_strip_parity
+from me162.reader.session import (
+    Event,
+    Failure,
+    ReaderConfig,
+    ReaderError,
+    ReaderSession,
+    Send,
+    SessionResult,
+    SetSpeed,
+    State,
+    Wait,
+)
+
+log = logging.getLogger(__name__)
+wire = logging.getLogger("me162.wire")
+
+
+POLL = 0.005  #: seconds one read may block; the session's deadlines are checked between reads
+
+
+class PortError(Me162Error):
+    """The port cannot be opened or went away."""
+
+
+@dataclass
+class PortOptions:
+    url: str
+    parity_in_software: bool = False
+    time_scale: float = 1.0
+
+
+def open_port(opts: PortOptions) -> serial.SerialBase:
+    """Open at 300 Bd, 7E1 (or 8N1 when the parity is done in software), raw mode."""
+    url = opts.url
+    if url.startswith("me162://") and "speed=" not in url and opts.time_scale != 1.0:
+        url += ("&" if "?" in url else "?") + f"speed={opts.time_scale}"
+    bits, parity = (
+        (serial.EIGHTBITS, serial.PARITY_NONE)
+        if opts.parity_in_software
+        else (serial.SEVENBITS, serial.PARITY_EVEN)
+    )
+    try:
+        port = serial.serial_for_url(
+            url, baudrate=300, bytesize=bits, parity=parity, stopbits=1, timeout=POLL, do_not_open=True
+        )
+        port.xonxoff = False
+        port.rtscts = False
+        port.open()
+    except (serial.SerialException, OSError, ValueError, termios.error) as e:
+        raise PortError(f"cannot open {opts.url}: {e}") from None
+    return port
+
+
+class Driver:
+    """Blocking reader over one open port."""
+
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        opts: PortOptions,
+        *,
+        progress: Callable[[int, float], None] | None = None,
+    ) -> None:
+        self.port = port
+        self.opts = opts
+        self.progress = progress
+        self.t0 = time.monotonic()
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def run(self, config: ReaderConfig) -> SessionResult:
+        session = ReaderSession(config, time_scale=self.opts.time_scale)
+        try:
+            self._set_baud(300)
+            self.port.reset_input_buffer()  # type: ignore[attr-defined]
+        except (serial.SerialException, OSError, termios.error) as e:
+            raise PortError(f"{self.opts.url}: {e}") from None
+        action = session.start(self.now())
+        readout_started: float | None = None
+        while True:
+            data = b""
+            try:
+                if isinstance(action, Send):
+                    out = add_parity(action.data) if self.opts.parity_in_software else action.data
+                    wire.debug("%9.3f >> %5d %s", self.now(), session.baud, action.data.hex(" "))
+                    self.port.write(out)
+                elif isinstance(action, SetSpeed):
+                    delay = action.not_before - self.now()
+                    if delay > 0:
+                        time.sleep(delay)
+                    self._set_baud(action.baud)
+                    wire.debug("%9.3f -- speed %d", self.now(), action.baud)
+                elif isinstance(action, Wait):
+                    data = self._read_until(action.until)
+                    if data:
+                        wire.debug("%9.3f << %5d %s", self.now(), session.baud, data.hex(" "))
+            except (serial.SerialException, OSError, termios.error) as e:
+                raise PortError(f"{self.opts.url}: {e}") from None
+            if self.progress is not None and session.state is State.READOUT:
+                readout_started = readout_started or self.now()
+                self.progress(session.progress, self.now() - readout_started)
+            next_action = session.feed(Event(data, self.now()))
+            if next_action is None:
+                break
+            action = next_action
+        assert session.outcome is not None
+        return session.outcome
+
+    def _set_baud(self, baud: int) -> None:
+        if self.port.baudrate != baud:  # glibc rejects an unchanged 7E1 tcsetattr on some ports
+            self.port.baudrate = baud
+
+    def _read_until(self, until: float) -> bytes:
+        # The port keeps the short timeout it was opened with: changing pyserial's timeout
+        # re-applies the termios settings, which a pty refuses with EINVAL when nothing changed.
+        while True:
+            waiting = self.port.in_waiting  # type: ignore[attr-defined]
+            raw = self.port.read(max(1, waiting))
+            if raw or self.now() >= until:
+                break
+        if self.opts.parity_in_software and raw:
+            try:
+                raw = check_and_strip_parity(raw)
+            except ParityError as e:
+                log.warning("%s; byte kept without its parity bit", e)
+                raw = bytes(b & 0x7F for b in raw)
+        return bytes(raw)
+
+
+def read_once(
+    opts: PortOptions,
+    config: ReaderConfig,
+    *,
+    retries: int = 2,
+    progress: Callable[[int, float], None] | None = None,
+) -> SessionResult:
+    """One reading with bounded retries and backoff; the port is opened once."""
+    port = open_port(opts)
+    try:
+        driver = Driver(port, opts, progress=progress)
+        attempt = 0
+        while True:
+            try:
+                return driver.run(config)
+            except ReaderError as e:
+                attempt += 1
+                if attempt > retries or e.failure in (Failure.PASSWORD,):
+                    raise
+                log.info("attempt %d failed: %s; retrying", attempt, e)
+                if e.failure in (Failure.NO_IDENTIFICATION, Failure.PROGRAMMING):
+                    config.break_first = True  # a session may still be open: the meter is deaf
+                time.sleep(min(1.5 * attempt, 6.0) / opts.time_scale)
+    finally:
+        port.close()
+
+
+def progress_printer(out: TextIO = sys.stderr) -> Callable[[int, float], None]:
+    def show(nbytes: int, elapsed: float) -> None:
+        if elapsed > 1.0:
+            out.write(f"\rreceiving readout: {nbytes} bytes, {elapsed:.0f} s ")
+            out.flush()
+
+    return show

@@ -1,0 +1,559 @@
+"""The reference reader's protocol logic, as a sans-I/O state machine.
+
+:class:`ReaderSession` is fed bytes and time and answers with actions: send these bytes, set
+the UART to this speed (not before that time), wait for input until that time.  It never
+touches a port, a thread or a clock; :mod:`me162.reader.driver` runs it over pyserial, and
+the tests run it against scripted input.
+
+It does what PRIOR_ART-listed readers get wrong: it parses the identification by the standard
+(no dropped character after Z), switches speed only after the ACK has left the wire (by the
+character time, since tcdrain on USB adapters and ptys returns early) plus an optional change
+delay, uses inter-character timeouts instead of one short total timeout, verifies the BCC,
+bounds every retry, never ACKs the P0 message (the ME162 NAKs the next command if it does),
+and always ends programming mode with B0.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from me162.protocol.bcc import xor7
+from me162.protocol.errors import BccError, Me162Error, ProtocolError, ProtocolTimeout
+from me162.protocol.frames import (
+    ACK,
+    CRLF,
+    NAK,
+    Command,
+    DataMessage,
+    Identification,
+    OptionSelect,
+    RequestMessage,
+    is_error_text,
+)
+from me162.protocol.line import (
+    INITIAL_BAUD,
+    MODE_B_BAUDS,
+    MODE_C_BAUDS,
+    T_A_MAX,
+    T_R_MAX,
+    T_R_MIN,
+    T_R_MIN_FAST,
+    LineSettings,
+    mode_c_char,
+)
+from me162.protocol.readout import Readout, decode_readout
+
+log = logging.getLogger(__name__)
+
+SOH_B, STX_B, ETX_B, EOT_B = 0x01, 0x02, 0x03, 0x04
+
+
+class Failure(Enum):
+    """Why a reading failed, each with a hint a person can act on."""
+
+    NO_IDENTIFICATION = (
+        "no identification",
+        "check the probe sits on the optical port (cable down), the port is right and no other "
+        "program holds it; a meter left in programming mode stays deaf for up to a minute",
+    )
+    NO_DATA = (
+        "identification but no data",
+        "the speed switch failed: try --change-delay 0.4 for a slow USB adapter, or --baud 300",
+    )
+    TIMEOUT_AFTER_ACK = (
+        "timeout after the ACK",
+        "the meter did not answer the option select: try --baud 300 or a longer --change-delay",
+    )
+    UNEXPECTED_SPEED = (
+        "data at an unexpected speed",
+        "the bytes after the ACK are garbage: the meter answered at another speed; try --baud 300",
+    )
+    BCC = ("BCC error", "noise in the optical path or a speed mismatch; shield the probe from light")
+    PROTOCOL = (
+        "protocol error",
+        "the meter's answer breaks the framing; record it with --record and report it",
+    )
+    PASSWORD = ("password refused", "the meter ended the session (B0) after P1: check --password")
+    PROGRAMMING = ("programming mode failed", "the meter kept refusing commands (NAK); try again later")
+
+    @property
+    def summary(self) -> str:
+        return self.value[0]
+
+    @property
+    def hint(self) -> str:
+        return self.value[1]
+
+
+class ReaderError(Me162Error):
+    """A reading failed; ``failure`` classifies it and carries the hint."""
+
+    def __init__(self, failure: Failure, detail: str = "") -> None:
+        self.failure = failure
+        self.detail = detail
+        super().__init__(f"{failure.summary}{': ' + detail if detail else ''} (hint: {failure.hint})")
+
+
+# --- actions the driver carries out ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class SetSpeed:
+    baud: int
+    not_before: float
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Read input until ``until`` (or until something arrives); then feed it back."""
+
+    until: float
+
+
+Action = Send | SetSpeed | Wait
+
+
+@dataclass
+class ReaderConfig:
+    address: str = ""
+    baud: str = "max"  #: "max", or a number: the highest speed to switch to (300: never switch)
+    change_delay: float = 0.0  #: extra seconds between the ACK leaving the wire and the switch
+    ack_delay: float | None = None  #: seconds after the ident before the ACK (default: t_r min)
+    registers: tuple[str, ...] = ()  #: programming mode: read these with R1 instead of a readout
+    password: str | None = None
+    partial_blocks: bool = False
+    wake_up: bool = False
+    break_first: bool = False
+    break_baud: int = 9600
+    mode: str = "auto"  #: auto, or force A, B, C, D
+    push_baud: int = 2400  #: mode D: the speed the meter pushes at
+    verify_bcc: bool = True
+    first_timeout: float = T_R_MAX + 0.5  #: seconds to wait for the first byte of an answer
+    char_timeout: float = T_A_MAX  #: seconds allowed between two characters of a message
+    option_fallback_wait: float = 3.0  #: after a failed switch, how long the 300 Bd fallback may take
+    retries: int = 3  #: NAK/timeout retries per command
+
+
+@dataclass
+class SessionResult:
+    identification: Identification | None
+    readout: Readout | None = None
+    registers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mode: str = ""
+    speeds: list[int] = field(default_factory=list)
+    retries: int = 0
+    notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Event:
+    """What the driver feeds back after an action: bytes received, and the time now."""
+
+    data: bytes
+    now: float
+
+
+class State(Enum):
+    START = "start"
+    WAKE_UP = "wake-up"
+    BREAK = "break"
+    SIGN_ON = "sign-on"
+    IDENTIFICATION = "identification"
+    OPTION_SELECT = "option-select"
+    READOUT = "readout"
+    OPERAND = "operand"
+    PASSWORD = "password"
+    COMMANDS = "commands"
+    SIGN_OFF = "sign-off"
+    DONE = "done"
+
+
+Gen = Generator[Action, Event, Any]
+
+
+class ReaderSession:
+    """One reading: drive it with :meth:`start` and :meth:`feed`."""
+
+    def __init__(self, config: ReaderConfig, *, time_scale: float = 1.0) -> None:
+        self.config = config
+        self.scale = time_scale  # >1 when the meter runs faster than real time
+        self.state = State.START
+        self.now = 0.0
+        self.baud = INITIAL_BAUD
+        self.tx_done = 0.0
+        self.buffer = bytearray()
+        self.result = SessionResult(None)
+        self.progress = 0
+        self._gen = self._session()
+        self.finished = False
+        self.outcome: SessionResult | None = None
+
+    # --- driving -----------------------------------------------------------------------------
+
+    def start(self, now: float) -> Action:
+        self.now = now
+        return next(self._gen)
+
+    def feed(self, event: Event) -> Action | None:
+        """Feed what happened since the last action; returns the next action, or None when the
+        session is over (then :attr:`outcome` is set, or a :class:`ReaderError` was raised)."""
+        self.now = event.now
+        try:
+            return self._gen.send(event)
+        except StopIteration as stop:
+            self.finished = True
+            self.outcome = stop.value
+            return None
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _t(self, seconds: float) -> float:
+        return seconds / self.scale
+
+    def _send(self, data: bytes) -> Gen:
+        start = max(self.now, self.tx_done)
+        self.tx_done = start + len(data) * LineSettings(self.baud).char_time / self.scale
+        log.debug("send %s at %d Bd", data.hex(" "), self.baud)
+        event = yield Send(data)
+        self._absorb(event)
+
+    def _switch(self, baud: int, extra: float = 0.0) -> Gen:
+        if baud == self.baud:
+            return
+        not_before = self.tx_done + self._t(extra)
+        event = yield SetSpeed(baud, not_before)
+        self._absorb(event)
+        self.baud = baud
+        self.result.speeds.append(baud)
+
+    def _absorb(self, event: Event) -> None:
+        self.now = event.now
+        self.buffer += event.data
+        self.progress += len(event.data)
+
+    def _pause(self, seconds: float) -> Gen:
+        until = self.now + self._t(max(0.0, seconds))
+        while self.now < until:
+            event = yield Wait(until)
+            self._absorb(event)
+
+    def _receive(self, complete: Any, first_timeout: float, what: str) -> Gen:
+        """Collect input until ``complete(buffer)`` returns the end index of a message.
+
+        ``first_timeout`` bounds the wait for the first byte; after it, each gap is bounded by
+        the inter-character timeout.
+        """
+        deadline = self.now + self._t(first_timeout)
+        seen = len(self.buffer)
+        while True:
+            end = complete(self.buffer)
+            if end is not None:
+                msg = bytes(self.buffer[:end])
+                del self.buffer[:end]
+                return msg
+            if self.now >= deadline:
+                got = bytes(self.buffer)
+                raise ProtocolTimeout(f"timed out waiting for {what}; got {len(got)} byte(s): {got[:40]!r}")
+            event = yield Wait(deadline)
+            self._absorb(event)
+            if len(self.buffer) > seen:
+                seen = len(self.buffer)
+                deadline = max(deadline, self.now + self._t(self.config.char_timeout))
+
+    # --- the session -------------------------------------------------------------------------
+
+    def _session(self) -> Gen:
+        cfg = self.config
+        res = self.result
+        start = self.now
+        if cfg.mode == "D":
+            return (yield from self._mode_d())
+        if cfg.break_first:
+            self.state = State.BREAK
+            yield from self._switch(cfg.break_baud)
+            yield from self._send(Command.break_().to_bytes())
+            yield from self._switch(INITIAL_BAUD)
+            yield from self._pause(0.2)
+            res.notes.append(f"sent B0 at {cfg.break_baud} Bd first, in case a session was left open")
+        if cfg.wake_up:
+            self.state = State.WAKE_UP
+            yield from self._send(b"\x00" * 65)  # 65 NULs: 2.17 s at 300 Bd
+            yield from self._pause(1.6)
+        self.buffer.clear()
+        self.state = State.SIGN_ON
+        request = RequestMessage(cfg.address).to_bytes()
+        yield from self._send(request)
+        self.state = State.IDENTIFICATION
+        try:
+            line = yield from self._receive(
+                _ident_end(request), cfg.first_timeout + len(request) * 10 / 300, "the identification"
+            )
+        except ProtocolTimeout as e:
+            raise ReaderError(Failure.NO_IDENTIFICATION, str(e)) from None
+        if line.startswith(request):
+            line = line[len(request) :]
+            res.notes.append("skipped the echo of the request (the probe echoes)")
+        start_at = line.find(b"/")
+        try:
+            ident = Identification.from_bytes(line[start_at:] if start_at >= 0 else line)
+        except ProtocolError as e:
+            raise ReaderError(Failure.NO_IDENTIFICATION, f"unreadable identification: {e}") from None
+        res.identification = ident
+        res.timings["identification"] = round((self.now - start) * self.scale, 3)
+        mode = cfg.mode if cfg.mode != "auto" else ident.mode
+        if mode == "E":
+            res.notes.append(f"{ident.raw} offers mode E (HDLC/DLMS, \\2); reading it in mode C")
+            mode = "C"
+        res.mode = mode
+        if mode == "A":
+            return (yield from self._readout(INITIAL_BAUD, after_ack=False))
+        if mode == "B":
+            baud = MODE_B_BAUDS.get(ident.baud_char, INITIAL_BAUD)
+            yield from self._switch(baud)
+            return (yield from self._readout(baud, after_ack=False))
+        return (yield from self._mode_c(ident))
+
+    def _target_baud(self, ident: Identification) -> int:
+        offered = ident.baud or INITIAL_BAUD
+        if self.config.baud == "max":
+            return offered
+        cap = int(self.config.baud)
+        return offered if offered <= cap else INITIAL_BAUD
+
+    def _mode_c(self, ident: Identification) -> Gen:
+        cfg = self.config
+        res = self.result
+        baud = self._target_baud(ident)
+        z = mode_c_char(baud) if baud in MODE_C_BAUDS.values() else "0"
+        if baud != (ident.baud or 300) and baud == INITIAL_BAUD:
+            res.notes.append(
+                f"staying at 300 Bd (--baud {cfg.baud}) although the meter offers {ident.baud} Bd"
+            )
+        programming = bool(cfg.registers)
+        self.state = State.OPTION_SELECT
+        t_r = (
+            cfg.ack_delay if cfg.ack_delay is not None else (T_R_MIN_FAST if ident.fast_reaction else T_R_MIN)
+        )
+        yield from self._pause(t_r)
+        self.buffer.clear()
+        yield from self._send(OptionSelect("0", z, "1" if programming else "0").to_bytes())
+        yield from self._switch(baud, cfg.change_delay)
+        if programming:
+            return (yield from self._programming(ident, baud))
+        return (yield from self._readout(baud, after_ack=True))
+
+    def _readout(self, baud: int, *, after_ack: bool) -> Gen:
+        cfg = self.config
+        res = self.result
+        self.state = State.READOUT
+        started = self.now
+        wait = cfg.first_timeout + (cfg.option_fallback_wait if after_ack else 0.0)
+        try:
+            raw = yield from self._receive(_message_end, wait, "the data message")
+        except ProtocolTimeout as e:
+            if _looks_garbled(bytes(self.buffer)):
+                raise ReaderError(
+                    Failure.UNEXPECTED_SPEED, f"{len(self.buffer)} unreadable byte(s) at {baud} Bd"
+                ) from None
+            raise ReaderError(Failure.NO_DATA if after_ack else Failure.PROTOCOL, str(e)) from None
+        start = raw.find(b"\x02")
+        if start < 0 and not raw.endswith(b"!\r\n"):
+            if _looks_garbled(raw):
+                raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd: {raw[:24]!r}")
+            raise ReaderError(Failure.PROTOCOL, f"not a data message: {raw[:40]!r}")
+        try:
+            readout = decode_readout(raw[start:] if start >= 0 else raw, verify_bcc=cfg.verify_bcc)
+        except BccError as e:
+            raise ReaderError(Failure.BCC, str(e)) from None
+        except ProtocolError as e:
+            if _looks_garbled(raw):
+                raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd") from None
+            raise ReaderError(Failure.PROTOCOL, str(e)) from None
+        readout.identification = res.identification
+        res.readout = readout
+        res.timings["readout"] = round((self.now - started) * self.scale, 3)
+        self.state = State.DONE
+        return res
+
+    def _mode_d(self) -> Gen:
+        cfg = self.config
+        res = self.result
+        res.mode = "D"
+        yield from self._switch(cfg.push_baud)
+        self.state = State.READOUT
+
+        def telegram_end(buf: bytearray) -> int | None:
+            start = buf.find(b"/")
+            if start < 0:
+                return None
+            end = buf.find(b"!\r\n", start)
+            return None if end < 0 else end + 3
+
+        try:
+            raw = yield from self._receive(telegram_end, cfg.first_timeout + 10.0, "a mode D telegram")
+        except ProtocolTimeout as e:
+            raise ReaderError(Failure.NO_IDENTIFICATION, str(e)) from None
+        raw = raw[raw.find(b"/") :]
+        readout = decode_readout(raw, verify_bcc=cfg.verify_bcc)
+        res.identification = readout.identification
+        res.readout = readout
+        self.state = State.DONE
+        return res
+
+    # --- programming mode ----------------------------------------------------------------------
+
+    def _programming(self, ident: Identification, baud: int) -> Gen:
+        cfg = self.config
+        res = self.result
+        self.state = State.OPERAND
+        try:
+            operand = yield from self._receive(
+                _message_end, cfg.first_timeout + cfg.option_fallback_wait, "the P0 message"
+            )
+        except ProtocolTimeout as e:
+            if _looks_garbled(bytes(self.buffer)):
+                raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd") from None
+            raise ReaderError(Failure.TIMEOUT_AFTER_ACK, str(e)) from None
+        if not operand.startswith(b"\x01P0"):
+            if operand.startswith(b"\x02"):
+                raise ReaderError(
+                    Failure.PROTOCOL, "the meter sent a readout instead of entering programming mode"
+                )
+            raise ReaderError(
+                Failure.UNEXPECTED_SPEED if _looks_garbled(operand) else Failure.PROTOCOL,
+                f"expected P0, got {operand[:30]!r}",
+            )
+        # Do not ACK the P0: the ME162 NAKs the next command when the reader does.
+        try:
+            if cfg.password is not None:
+                self.state = State.PASSWORD
+                reply = yield from self._command(Command.password(cfg.password), expect_ack=True, what="P1")
+                if reply.startswith(b"\x01B0"):
+                    raise ReaderError(Failure.PASSWORD)
+            self.state = State.COMMANDS
+            for reg in cfg.registers:
+                res.registers[reg] = yield from self._read_register(reg)
+        finally:
+            self.state = State.SIGN_OFF
+            yield from self._send(Command.break_().to_bytes())
+            # Let the B0 leave the wire before the port is closed or set back to 300 Bd
+            # (the driver sets 300 Bd at the start of every session).
+            yield from self._pause((self.tx_done - self.now) * self.scale)
+        self.state = State.DONE
+        return res
+
+    def _read_register(self, reg: str) -> Gen:
+        cfg = self.config
+        cmd = Command.read(reg, partial_blocks=cfg.partial_blocks)
+        reply = yield from self._command(cmd, expect_ack=False, what=f"R1 {reg}")
+        blocks = []
+        while True:
+            msg = DataMessage.from_bytes(reply, verify_bcc=False)
+            blocks.append(msg.block)
+            if not msg.partial:
+                break
+            reply = yield from self._exchange(ACK, what=f"the next partial block of {reg}")
+        text = b"".join(blocks).decode("latin-1")
+        inner = text[text.find("(") + 1 : text.rfind(")")] if "(" in text else text
+        value, _, unit = inner.partition("*")
+        if is_error_text(inner):
+            return {"value": None, "unit": None, "error": inner, "raw": text}
+        return {"value": value, "unit": unit or None, "error": None, "raw": text}
+
+    def _command(self, cmd: Command, *, expect_ack: bool, what: str) -> Gen:
+        return (yield from self._exchange(cmd.to_bytes(), what=what, expect_ack=expect_ack))
+
+    def _exchange(self, data: bytes, *, what: str, expect_ack: bool = False) -> Gen:
+        """Send ``data`` and get a good answer: NAK, timeouts and BCC errors are retried a
+        bounded number of times with a growing pause."""
+        cfg = self.config
+        res = self.result
+        attempt = 0
+        send = data
+        while True:
+            self.buffer.clear()
+            yield from self._send(send)
+            try:
+                reply = yield from self._receive(_reply_end, cfg.first_timeout, f"the answer to {what}")
+            except ProtocolTimeout as e:
+                problem = f"no answer ({e})"
+                send = data
+            else:
+                if reply == NAK:
+                    problem = "NAK"
+                    send = data
+                elif (reply == ACK and expect_ack) or (
+                    reply.startswith((b"\x01", b"\x02")) and _bcc_ok(reply)
+                ):
+                    return reply
+                elif reply.startswith((b"\x01", b"\x02")):
+                    problem = "BCC error"
+                    send = NAK  # ask the meter to repeat its answer
+                else:
+                    problem = f"unexpected answer {reply[:20]!r}"
+                    send = data
+            attempt += 1
+            res.retries += 1
+            res.notes.append(f"{what}: {problem}; retry {attempt} of {cfg.retries}")
+            if attempt > cfg.retries:
+                raise ReaderError(Failure.PROGRAMMING, f"{what}: {problem} after {cfg.retries} retries")
+            yield from self._pause(0.2 * attempt)
+
+
+# --- framing helpers ---------------------------------------------------------------------------
+
+
+def _ident_end(request: bytes) -> Any:
+    def end(buf: bytearray) -> int | None:
+        skip = len(request) if buf.startswith(request) else 0
+        i = buf.find(CRLF, skip)
+        if i < 0:
+            return None
+        if buf.find(b"/", skip) < 0:  # a stray line (noise): drop it and keep waiting
+            del buf[: i + 2]
+            return None
+        return i + 2
+
+    return end
+
+
+def _message_end(buf: bytearray) -> int | None:
+    """End of an STX/SOH ... ETX|EOT BCC message, or of a plain block ending with !CR LF."""
+    for i, b in enumerate(buf):
+        if b in (SOH_B, STX_B):
+            for j in range(i + 1, len(buf)):
+                if buf[j] in (ETX_B, EOT_B):
+                    return j + 2 if j + 1 < len(buf) else None
+            return None
+    end = buf.find(b"!\r\n")
+    return None if end < 0 else end + 3
+
+
+def _reply_end(buf: bytearray) -> int | None:
+    if buf[:1] in (ACK, NAK):
+        return 1
+    return _message_end(buf)
+
+
+def _bcc_ok(message: bytes) -> bool:
+    return (message[-1] & 0x7F) == xor7(message[1:-1])
+
+
+def _looks_garbled(data: bytes) -> bool:
+    """Bytes received at the wrong speed: NULs from framing errors, or mostly non-text."""
+    if not data:
+        return False
+    bad = sum(
+        1 for b in data if b == 0 or (b < 0x20 and b not in (0x01, 0x02, 0x03, 0x04, 0x0A, 0x0D)) or b > 0x7E
+    )
+    return bad / len(data) > 0.2
