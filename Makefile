@@ -43,6 +43,7 @@ pytest: $(STAMP)
 test: lint typecheck pytest
 
 bench: $(STAMP)
+	@$(BIN)/python -m pip install -q -e '.[dev,bench]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1
 	$(BIN)/python bench/run_all.py
 
 clean:
