@@ -158,18 +158,14 @@ class PtyMeter:
             flags = events[0][1] if events else 0
             if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
                 # Nobody holds the slave: the reader closed the port (or never opened it).
+                # Nothing is read here: a reader opening the port right now may already have
+                # written its request, which must not be lost.
                 self._closed()
-                self._drain_while_closed()
                 time.sleep(CLOSED_POLL)
             elif flags & select.POLLIN:
                 if not self.reader_open:
                     self._opened()
                 self._take()
-
-    def _drain_while_closed(self) -> None:
-        with contextlib.suppress(OSError):
-            while os.read(self.master, 4096):
-                pass
 
     def _write(self, data: bytes) -> None:
         try:
