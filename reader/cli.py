@@ -20,6 +20,7 @@ import logging
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from me162.reader import decode
@@ -93,6 +94,7 @@ def build_read_parser() -> argparse.ArgumentParser:
         "--loop", type=float, metavar="SECONDS", help="read every SECONDS, one JSON line per reading"
     )
     p.add_argument("--count", type=int, help="with --loop: stop after this many readings")
+    p.add_argument("--record", type=Path, metavar="FILE", help="write the session as a capture (format v1)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the wire traffic with timestamps")
     return p
 
@@ -193,11 +195,20 @@ def read_and_report(
 ) -> int:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     try:
-        res = read_once(opts, ReaderConfig(**vars(config)), retries=args.retries, progress=show)
+        record = args.record
+        if record is not None and loop:
+            record = record.with_name(
+                f"{record.name.removesuffix('.capture.jsonl')}-{stamp.replace(':', '')}.capture.jsonl"
+            )
+        res = read_once(
+            opts, ReaderConfig(**vars(config)), retries=args.retries, progress=show, record=record
+        )
     except ReaderError as e:
         return fail(e.failure.summary, str(e), EXIT_BY_FAILURE[e.failure], loop, stamp)
     except PortError as e:
         return fail("port", str(e), EXIT_PORT, loop, stamp)
+    except OSError as e:
+        return fail("record", f"cannot write the capture: {e}", EXIT_PORT, loop, stamp)
     if show is not None:
         sys.stderr.write("\r" + " " * 60 + "\r")
     bad = [r for r, v in res.registers.items() if v["error"]]

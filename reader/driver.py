@@ -13,11 +13,14 @@ import termios
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import TextIO
 
 import serial
 
 import me162.simulator  # noqa: F401  (registers the me162:// URL scheme)
+from me162.protocol.capture import CaptureWriter, new_header
 from me162.protocol.errors import Me162Error, ParityError
 from me162.protocol.line import add_parity, check_and_strip_parity
 from me162.reader.session import (
@@ -82,10 +85,12 @@ class Driver:
         opts: PortOptions,
         *,
         progress: Callable[[int, float], None] | None = None,
+        record: CaptureWriter | None = None,
     ) -> None:
         self.port = port
         self.opts = opts
         self.progress = progress
+        self.record = record
         self.t0 = time.monotonic()
 
     def now(self) -> float:
@@ -105,7 +110,11 @@ class Driver:
             try:
                 if isinstance(action, Send):
                     out = add_parity(action.data) if self.opts.parity_in_software else action.data
-                    wire.debug("%9.3f >> %5d %s", self.now(), session.baud, action.data.hex(" "))
+                    shown = redact(action.data)
+                    wire.debug("%9.3f >> %5d %s", self.now(), session.baud, shown.hex(" "))
+                    if self.record is not None:
+                        extra = {"redacted": True} if shown != action.data else {}
+                        self.record.data(self.now(), "r2m", shown, baud=session.baud, **extra)
                     self.port.write(out)
                 elif isinstance(action, SetSpeed):
                     delay = action.not_before - self.now()
@@ -113,10 +122,14 @@ class Driver:
                         time.sleep(delay)
                     self._set_baud(action.baud)
                     wire.debug("%9.3f -- speed %d", self.now(), action.baud)
+                    if self.record is not None:
+                        self.record.event(self.now(), "settings", side="reader", baud=action.baud)
                 elif isinstance(action, Wait):
                     data = self._read_until(action.until)
                     if data:
                         wire.debug("%9.3f << %5d %s", self.now(), session.baud, data.hex(" "))
+                        if self.record is not None:
+                            self.record.data(self.now(), "m2r", data, baud=session.baud)
             except (serial.SerialException, OSError, termios.error) as e:
                 raise PortError(f"{self.opts.url}: {e}") from None
             if self.progress is not None and session.state is State.READOUT:
@@ -150,17 +163,50 @@ class Driver:
         return bytes(raw)
 
 
+def redact(data: bytes) -> bytes:
+    """A P1 (password) command with the password replaced by asterisks, for logs and captures."""
+    if not data.startswith(b"\x01P1\x02(") or b")" not in data:
+        return data
+    start = data.index(b"(") + 1
+    end = data.rindex(b")")
+    return data[:start] + b"*" * (end - start) + data[end:]
+
+
+def capture_header(opts: PortOptions) -> dict[str, object]:
+    virtual = opts.url.startswith("me162://")
+    return new_header(
+        origin="emulated" if virtual else "real",
+        link={"recorder": "me162-read", "port": opts.url, "parity_in_software": opts.parity_in_software},
+        line={
+            "baud": 300,
+            "bits": 8 if opts.parity_in_software else 7,
+            "parity": "N" if opts.parity_in_software else "E",
+            "stop": 1,
+        },
+        start=datetime.now().isoformat(timespec="milliseconds"),
+        timing="recorded",
+        redactions=["P1 passwords replaced by asterisks (their BCC no longer matches)"],
+    )
+
+
 def read_once(
     opts: PortOptions,
     config: ReaderConfig,
     *,
     retries: int = 2,
     progress: Callable[[int, float], None] | None = None,
+    record: Path | None = None,
 ) -> SessionResult:
     """One reading with bounded retries and backoff; the port is opened once."""
-    port = open_port(opts)
+    writer = CaptureWriter(record, capture_header(opts)) if record is not None else None
     try:
-        driver = Driver(port, opts, progress=progress)
+        port = open_port(opts)
+    except PortError:
+        if writer is not None:
+            writer.close()
+        raise
+    driver = Driver(port, opts, progress=progress, record=writer)
+    try:
         attempt = 0
         while True:
             try:
@@ -170,11 +216,19 @@ def read_once(
                 if attempt > retries or e.failure in (Failure.PASSWORD,):
                     raise
                 log.info("attempt %d failed: %s; retrying", attempt, e)
+                if writer is not None:
+                    writer.event(driver.now(), "error", message=str(e))
                 if e.failure in (Failure.NO_IDENTIFICATION, Failure.PROGRAMMING):
                     config.break_first = True  # a session may still be open: the meter is deaf
                 time.sleep(min(1.5 * attempt, 6.0) / opts.time_scale)
+    except ReaderError as e:
+        if writer is not None:
+            writer.event(driver.now(), "error", message=str(e))
+        raise
     finally:
         port.close()
+        if writer is not None:
+            writer.close()
 
 
 def progress_printer(out: TextIO = sys.stderr) -> Callable[[int, float], None]:

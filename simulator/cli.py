@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clock", help="the meter clock's start, ISO date-time (default: now)")
     p.add_argument("--frozen", action="store_true", help="registers keep the profile's values")
     p.add_argument("--parity-bit", action="store_true", help="carry 7E1 as 8N1 with the parity in bit 7")
+    p.add_argument(
+        "--record", type=Path, metavar="DIR", help="write every session as a capture (format v1) into DIR"
+    )
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log the wire traffic with timestamps")
     return p
@@ -81,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         clock = datetime.fromisoformat(args.clock) if args.clock else None
-        options = MeterOptions(args.profile, args.seed, args.speed, clock, not args.frozen, args.parity_bit)
+        options = MeterOptions(
+            args.profile, args.seed, args.speed, clock, not args.frozen, args.parity_bit, args.record
+        )
         options.load()
     except (Me162Error, ValueError) as e:
         print(f"me162-sim: {e}", file=sys.stderr)

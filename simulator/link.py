@@ -103,7 +103,6 @@ class Link:
         self._reader_history: list[tuple[float, LineSettings]] = [(0.0, reader or self._reader_default())]
         self.reader_tx_free = 0.0
         self._tx_queue = bytearray()
-        self._last_r2m: tuple[int, float] | None = None  # (index of the last r2m data event, its end)
         self._to_reader: list[tuple[float, int]] = []
         self.events: list[WireEvent] = []
         self.interceptors: list[Callable[[Transmit], list[Transmit]]] = []
@@ -151,6 +150,9 @@ class Link:
         self.advance(at)
         if not self._tx_queue:
             self.reader_tx_free = max(at, self.reader_tx_free)
+        if data:
+            start = self.reader_tx_done
+            self._note(WireEvent(start, "data", R2M, bytes(data), self.reader_settings.baud))
         self._tx_queue.extend(data)
         self._materialize(at)
         return self.reader_tx_done
@@ -162,24 +164,10 @@ class Link:
 
     def _materialize(self, to: float) -> None:
         fmt = self.reader_settings
-        sent = bytearray()
-        start = self.reader_tx_free
         while self._tx_queue and self.reader_tx_free <= to:
             f = Frame(self.reader_tx_free, self._tx_queue.pop(0), fmt)
             self._r2m.add(f)
-            sent.append(f.byte)
             self.reader_tx_free = f.end
-        if sent:
-            last = self._last_r2m
-            if last is not None and abs(last[1] - start) < 1e-9 and self.events[last[0]].baud == fmt.baud:
-                # contiguous with the previous chunk: one message on the wire, one event
-                prev = self.events[last[0]]
-                self.events[last[0]] = WireEvent(prev.t, "data", R2M, prev.data + bytes(sent), fmt.baud)
-                self._last_r2m = (last[0], self.reader_tx_free)
-            else:
-                self._note(WireEvent(start, "data", R2M, bytes(sent), fmt.baud))
-                if self.record:
-                    self._last_r2m = (len(self.events) - 1, self.reader_tx_free)
 
     def reader_take(self, until: float | None = None) -> bytes:
         """Bytes that have reached the reader's UART by ``until`` (default: now)."""

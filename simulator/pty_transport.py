@@ -131,6 +131,7 @@ class PtyMeter:
             self._thread.join(timeout=5)
         with contextlib.suppress(OSError):
             os.close(self.master)
+        self.served.close()
         if self.link_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.link_path.unlink()

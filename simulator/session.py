@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from me162.protocol.capture import CaptureWriter, new_header
 from me162.protocol.line import LineSettings
 from me162.simulator.clock import ScaledClock
 from me162.simulator.link import Link, WireEvent
@@ -31,10 +32,68 @@ class MeterOptions:
     clock_start: datetime | None = None
     moving: bool = True
     parity_bit: bool = False
+    record: Path | None = None  #: folder to write a capture of every session into
     interceptors: list[Callable[..., object]] = field(default_factory=list)
 
     def load(self) -> Profile:
         return load_profile(self.profile)
+
+
+class Recorder:
+    """Writes every session a meter serves as a capture (format v1) into a folder.
+
+    A session runs from the reader opening the port (or connecting) to it closing it.  Events
+    are written in time order once their time has come, each line flushed.
+    """
+
+    def __init__(self, folder: Path, served: Served) -> None:
+        self.folder = folder
+        self.served = served
+        self.writer: CaptureWriter | None = None
+        self.count = 0
+        self.t0 = 0.0
+        self.paths: list[Path] = []
+
+    def begin(self, t: float) -> None:
+        self.end()
+        self.count += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        path = self.folder / f"{self.served.name.replace('#', '-')}-{stamp}-{self.count}.capture.jsonl"
+        prof = self.served.meter.profile
+        header = new_header(
+            origin="emulated",
+            meter={"make": "virtual", "model": prof.name, "ident": prof.identification.raw},
+            link={"recorder": "me162-sim", "transport": self.served.transport},
+            start=datetime.now().isoformat(timespec="milliseconds"),
+            timing="recorded",
+            provenance={"notes": f"virtual meter, profile {prof.name}, seed {self.served.options.seed}"},
+        )
+        self.writer = CaptureWriter(path, header)
+        self.paths.append(path)
+        self.t0 = t
+
+    def write(self, e: WireEvent) -> None:
+        if self.writer is None:
+            return
+        t = max(0.0, e.t - self.t0)
+        if e.kind == "data":
+            self.writer.data(
+                t, e.dir or "m2r", e.data, baud=e.baud, **({"kind": e.detail} if e.detail else {})
+            )
+        elif e.kind == "settings":
+            self.writer.event(t, "settings", side="reader", baud=e.baud or 0, detail=e.detail)
+        elif e.kind in ("open", "close"):
+            self.writer.event(t, e.kind, side="reader", detail=e.detail)
+        elif e.kind == "fault":
+            self.writer.event(t, "fault", name=e.detail.split(":", 1)[0], detail=e.detail)
+        else:
+            self.writer.note(t, f"{e.kind}: {e.detail}")
+
+    def end(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
 class Served:
@@ -42,8 +101,16 @@ class Served:
 
     MAX_SLEEP = 0.05  # wall-clock seconds between checks when nothing is scheduled
 
-    def __init__(self, options: MeterOptions, *, index: int = 0, clock: ScaledClock | None = None) -> None:
+    def __init__(
+        self,
+        options: MeterOptions,
+        *,
+        index: int = 0,
+        clock: ScaledClock | None = None,
+        transport: str = "pty",
+    ) -> None:
         self.options = options
+        self.transport = transport
         profile = options.load()
         self.meter = Meter(
             profile, seed=options.seed + index, clock_start=options.clock_start, moving=options.moving
@@ -52,6 +119,8 @@ class Served:
         self.link = Link(self.meter, parity_bit=options.parity_bit)
         self.name = f"{profile.name}#{index}"
         self._logged = 0
+        self._pending: list[WireEvent] = []
+        self.recorder = Recorder(options.record, self) if options.record is not None else None
 
     def now(self) -> float:
         return self.clock.now()
@@ -77,15 +146,39 @@ class Served:
         self.link.reader_configure(settings, self.now())
 
     def note(self, kind: str, detail: str) -> None:
-        self.link.events.append(WireEvent(self.now(), kind, detail=detail))
+        t = self.now()
+        self.link.advance(t)
+        self._log_events()
+        if kind == "open" and self.recorder is not None:
+            self.recorder.begin(t)
+        self.link.events.append(WireEvent(t, kind, detail=detail))
+        self._log_events()
+        if kind == "close":
+            self._flush(float("inf"))
+            if self.recorder is not None:
+                self.recorder.end()
         log.info("%s: %s", self.name, detail)
 
     def _log_events(self) -> None:
         events = self.link.events
         while self._logged < len(events):
-            e = events[self._logged]
+            self._pending.append(events[self._logged])
             self._logged += 1
+        self._flush(self.link.now)
+
+    def _flush(self, until: float) -> None:
+        """Log and record the events whose time has come, in time order."""
+        ready = sorted((e for e in self._pending if e.t <= until), key=lambda e: e.t)
+        self._pending = [e for e in self._pending if e.t > until]
+        for e in ready:
             if e.kind == "data":
                 log.debug("%s %9.3f %s %5s %s", self.name, e.t, e.dir, e.baud, e.data.hex(" "))
-            elif e.kind in ("meter", "settings"):
+            elif e.kind in ("meter", "settings", "fault"):
                 log.debug("%s %9.3f %s %s", self.name, e.t, e.kind, e.detail)
+            if self.recorder is not None:
+                self.recorder.write(e)
+
+    def close(self) -> None:
+        self._flush(float("inf"))
+        if self.recorder is not None:
+            self.recorder.end()

@@ -112,7 +112,7 @@ class TcpMeter:
     """One virtual meter on one TCP port; one client at a time."""
 
     def __init__(self, options: MeterOptions, port: int, *, rfc2217: bool = False, index: int = 0) -> None:
-        self.served = Served(options, index=index)
+        self.served = Served(options, index=index, transport="rfc2217" if rfc2217 else "tcp")
         self.rfc2217 = rfc2217
         if not rfc2217:
             self.served.link = Link(self.served.meter, parity_bit=options.parity_bit, follow_meter=True)
@@ -138,6 +138,7 @@ class TcpMeter:
             self._thread.join(timeout=5)
         self._drop_client()
         self.server.close()
+        self.served.close()
 
     def __enter__(self) -> TcpMeter:
         return self.start()
