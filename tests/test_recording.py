@@ -31,7 +31,7 @@ def test_the_simulator_records_every_session(tmp_path: Path) -> None:
     assert c.stream("r2m").startswith(b"/?!\r\n\x06050\r\n")
     assert c.stream("m2r").startswith(b"/ISK5ME162-0033\r\n\x02C.1.0(")
     assert [e.fields["baud"] for e in c.events if e.type == "settings"] == [9600]
-    assert [e.type for e in c.events][0] == "open" and c.events[-1].type == "close"
+    assert c.events[0].type == "open" and c.events[-1].type == "close"
     times = [e.t for e in c.events]
     assert times == sorted(times)
 
