@@ -287,8 +287,8 @@ class ReaderSession:
             res.notes.append(f"sent B0 at {cfg.break_baud} Bd first, in case a session was left open")
         if cfg.wake_up:
             self.state = State.WAKE_UP
-            yield from self._send(b"\x00" * 65)  # 65 NULs: 2.17 s at 300 Bd
-            yield from self._pause(1.6)
+            yield from self._send(b"\x00" * 65)  # 65 NULs: 2.17 s at 300 Bd (2.1-2.3 s)
+            yield from self._pause((self.tx_done - self.now) * self.scale + 1.6)  # then 1.5-1.7 s
         self.buffer.clear()
         self.state = State.SIGN_ON
         request = RequestMessage(cfg.address).to_bytes()

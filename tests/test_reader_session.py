@@ -271,3 +271,14 @@ def test_inter_character_timeout_not_a_short_total_timeout() -> None:
         action = s.feed(Event(bytes([byte]), t))
         assert action is not None
     assert s.feed(Event(chunk[-1:], t + 1.0)) is None
+
+
+def test_wake_up_sends_nuls_then_waits_then_signs_on() -> None:
+    b = Bench()
+    res = read(b, ReaderConfig(wake_up=True))
+    assert res.readout is not None
+    sent = wire(b, "r2m")
+    assert sent[0][2] == b"\x00" * 65  # 2.17 s of NULs at 300 Bd (2.1-2.3 s)
+    nul_end = sent[0][0] + 65 * 10 / 300
+    assert 2.1 <= nul_end - sent[0][0] <= 2.3
+    assert sent[1][2] == b"/?!\r\n" and 1.5 <= sent[1][0] - nul_end <= 1.7 + 1e-6
