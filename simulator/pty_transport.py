@@ -159,8 +159,11 @@ class PtyMeter:
             flags = events[0][1] if events else 0
             if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
                 # Nobody holds the slave: the reader closed the port (or never opened it).
-                # Nothing is read here: a reader opening the port right now may already have
-                # written its request, which must not be lost.
+                # What the reader wrote just before closing (a B0) is still to be read, and a
+                # reader opening the port right now may already have written its request:
+                # process every pending packet, losing nothing, before calling the port closed.
+                if flags & select.POLLIN and self.reader_open:
+                    self._take_pending()
                 self._closed()
                 time.sleep(CLOSED_POLL)
             elif flags & select.POLLIN:
@@ -177,24 +180,29 @@ class PtyMeter:
             if e.errno != errno.EIO:
                 raise
 
-    def _take(self) -> None:
-        """Read one packet: a settings change, or what the reader wrote."""
+    def _take_pending(self) -> None:
+        for _ in range(64):
+            ready, _, _ = select.select([self.master], [], [], 0)
+            if not ready or not self._take():
+                return
+
+    def _take(self) -> bool:
+        """Read one packet: a settings change, or what the reader wrote; False if none."""
         try:
             packet = os.read(self.master, 4096)
         except BlockingIOError:
-            return
+            return False
         except OSError as e:
             if e.errno == errno.EIO:
-                self._closed()
-                time.sleep(CLOSED_POLL)
-                return
+                return False
             raise
         if not packet:
-            return
+            return False
         if packet[0] == TIOCPKT_DATA:
             self.served.reader_wrote(packet[1:])
-        elif packet[0] & TIOCPKT_IOCTL:
+        elif packet[0] & TIOCPKT_IOCTL and self.reader_open:
             self._settings_changed()
+        return True
 
     def _opened(self) -> None:
         self.reader_open = True
