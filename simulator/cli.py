@@ -4,6 +4,10 @@
     me162-sim --tcp PORT [--parity-bit]
     me162-sim --rfc2217 PORT
     me162-sim --list-profiles
+    me162-sim replay CAPTURE [--pty|--tcp PORT|--rfc2217 PORT] [--speed N]
+    me162-sim tap --device /dev/ttyUSB0 [--link PATH] [--record FILE]
+    me162-sim capture show FILE
+    me162-sim capture export --pcapng FILE [-o OUT]
 
 Prints one line per meter with the device path or URL a reader should open, then serves
 until interrupted.  Exit codes: 0 stopped by a signal; 2 bad options or profile; 3 a port
@@ -67,7 +71,118 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def build_replay_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="me162-sim replay",
+        description="Serve the meter side of a capture with its recorded timing and speeds.",
+    )
+    p.add_argument("capture", type=Path, help="a capture file (format v1)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (default)")
+    where.add_argument("--tcp", type=int, metavar="PORT")
+    where.add_argument("--rfc2217", type=int, metavar="PORT")
+    p.add_argument("--link", type=Path, metavar="PATH", help="make PATH a symlink to the pty")
+    p.add_argument("--speed", type=float, default=1.0, help="run the clock N times faster than real time")
+    p.add_argument(
+        "--record", type=Path, metavar="DIR", help="record what happens (mismatches included) into DIR"
+    )
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def build_capture_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="me162-sim capture", description="Look at and convert captures.")
+    sub = p.add_subparsers(dest="action", required=True)
+    s = sub.add_parser("show", help="print a readable timeline")
+    s.add_argument("file", type=Path)
+    e = sub.add_parser("export", help="convert to pcapng for Wireshark/tshark")
+    e.add_argument("file", type=Path)
+    e.add_argument("--pcapng", action="store_true", required=True, help="the output format")
+    e.add_argument("-o", "--output", type=Path, help="output file (default: FILE with .pcapng)")
+    return p
+
+
+def capture_main(argv: list[str]) -> int:
+    from me162.protocol.capture import read_capture
+    from me162.simulator.capture_tools import export_pcapng, show
+
+    args = build_capture_parser().parse_args(argv)
+    try:
+        capture = read_capture(args.file)
+        if args.action == "show":
+            print(show(capture))
+        else:
+            out = args.output or args.file.with_name(
+                args.file.name.removesuffix(".jsonl").removesuffix(".capture") + ".pcapng"
+            )
+            export_pcapng(capture, out)
+            print(out)
+    except Me162Error as e:
+        print(f"me162-sim capture: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(f"me162-sim capture: {e}", file=sys.stderr)
+        return EXIT_PORT
+    return 0
+
+
+def replay_main(argv: list[str]) -> int:
+    args = build_replay_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(message)s",
+        stream=sys.stderr,
+    )
+    if args.speed <= 0:
+        print("me162-sim replay: --speed must be positive", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        from me162.protocol.capture import read_capture
+        from me162.simulator.replay import build_script
+
+        build_script(read_capture(args.capture))
+    except Me162Error as e:
+        print(f"me162-sim replay: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    options = MeterOptions(speed=args.speed, record=args.record, replay=args.capture)
+    return serve(options, args, count=1)
+
+
+def tap_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(
+        prog="me162-sim tap", description="Put a pty in front of a real probe and record the session."
+    )
+    p.add_argument("--device", required=True, help="the real probe's port, e.g. /dev/ttyUSB0")
+    p.add_argument("--link", type=Path, metavar="PATH", help="make PATH a symlink to the tap's pty")
+    p.add_argument("--record", type=Path, default=Path("tap.capture.jsonl"), help="capture file to write")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    from me162.simulator.tap import Tap
+
+    try:
+        tap = Tap(args.device, args.record, link=args.link)
+    except (Me162Error, OSError) as e:
+        print(f"me162-sim tap: {e}", file=sys.stderr)
+        return EXIT_PORT
+    print(tap.tty, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    tap.start()
+    logging.info("tapping %s; recording into %s; stop with Ctrl-C", args.device, args.record)
+    stop.wait()
+    tap.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["tap"]:
+        return tap_main(argv[1:])
+    if argv[:1] == ["replay"]:
+        return replay_main(argv[1:])
+    if argv[:1] == ["capture"]:
+        return capture_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -91,9 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     except (Me162Error, ValueError) as e:
         print(f"me162-sim: {e}", file=sys.stderr)
         return EXIT_USAGE
+    return serve(options, args, count=args.count)
+
+
+def serve(options: MeterOptions, args: argparse.Namespace, *, count: int) -> int:
     servers: list[_Server] = []
     try:
-        for i in range(args.count):
+        for i in range(count):
             if args.tcp is not None or args.rfc2217 is not None:
                 from me162.simulator.tcp_transport import TcpMeter
 
@@ -105,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                 from me162.simulator.pty_transport import PtyMeter
 
                 link = args.link
-                if link is not None and args.count > 1:
+                if link is not None and count > 1:
                     link = link.with_name(f"{link.name}{i}")
                 pm = PtyMeter(options, index=i, link=link)
                 servers.append(pm)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from me162.protocol.line import LineSettings, even_parity_bit
-from me162.simulator.meter import Meter, Transmit
+from me162.simulator.meter import MeterLike, Transmit
 from me162.simulator.uart import Frame, RxChar, decode_bits, receive
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Link:
 
     def __init__(
         self,
-        meter: Meter,
+        meter: MeterLike,
         *,
         reader: LineSettings | None = None,
         parity_bit: bool = False,

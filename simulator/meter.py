@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
+from typing import Protocol
 
 from me162.protocol.bcc import xor7
 from me162.protocol.datablock import Obis
@@ -88,6 +89,20 @@ def _truncate(value: float, fmt: str) -> float:
     digits = int(m[1]) if m else 3
     scale = math.pow(10, digits)
     return math.floor(value * scale + 1e-6) / scale
+
+
+class MeterLike(Protocol):
+    """What the link needs of a meter: the virtual meter, or a replay of a capture."""
+
+    profile: Profile
+    now: float
+    events: list[MeterEvent]
+
+    def uart_baud(self, t: float) -> int: ...
+    def next_deadline(self) -> float | None: ...
+    def advance(self, t: float) -> None: ...
+    def receive(self, t: float, byte: int, error: bool = False) -> None: ...
+    def take(self) -> list[Transmit]: ...
 
 
 class Meter:

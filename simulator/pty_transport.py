@@ -84,32 +84,46 @@ def apply_input_flags(data: bytes, iflag: int) -> bytes:
     return data
 
 
+def open_packet_pty(link: str | Path | None = None) -> tuple[int, str, Path | None]:
+    """A pty whose master reports the slave's settings changes (TIOCPKT + EXTPROC), with the
+    slave raw at 38400 Bd and closed, and optionally a symlink to it."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    tty.setraw(slave)
+    attrs = termios.tcgetattr(slave)
+    attrs[4] = attrs[5] = termios.B38400
+    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    os.close(slave)
+    fcntl.ioctl(master, termios.TIOCPKT, b"\x01\x00\x00\x00")
+    m = termios.tcgetattr(master)
+    m[3] |= EXTPROC
+    termios.tcsetattr(master, termios.TCSANOW, m)
+    os.set_blocking(master, False)
+    with contextlib.suppress(OSError):  # the setup's own settings-change packets: not the reader's
+        while os.read(master, 4096):
+            pass
+    link_path: Path | None = None
+    if link is not None:
+        link_path = Path(link)
+        if link_path.exists() and not link_path.is_symlink():
+            os.close(master)
+            raise ConfigError(f"--link {link_path}: exists and is not a symlink; not replacing it")
+        with contextlib.suppress(FileNotFoundError):
+            link_path.unlink()
+        link_path.symlink_to(path)
+    return master, path, link_path
+
+
+def slave_speed(master: int) -> int:
+    return _SPEEDS.get(termios.tcgetattr(master)[5], 0)
+
+
 class PtyMeter:
     """One virtual meter served on one pty, in a thread of its own."""
 
     def __init__(self, options: MeterOptions, *, index: int = 0, link: str | Path | None = None) -> None:
         self.served = Served(options, index=index)
-        self.master, slave = os.openpty()
-        self.path = os.ttyname(slave)
-        tty.setraw(slave)
-        attrs = termios.tcgetattr(slave)
-        attrs[4] = attrs[5] = termios.B38400
-        termios.tcsetattr(slave, termios.TCSANOW, attrs)
-        os.close(slave)
-        fcntl.ioctl(self.master, termios.TIOCPKT, b"\x01\x00\x00\x00")
-        m = termios.tcgetattr(self.master)
-        m[3] |= EXTPROC
-        termios.tcsetattr(self.master, termios.TCSANOW, m)
-        os.set_blocking(self.master, False)
-        self.link_path: Path | None = None
-        if link is not None:
-            self.link_path = Path(link)
-            if self.link_path.is_symlink() or not self.link_path.exists():
-                with contextlib.suppress(FileNotFoundError):
-                    self.link_path.unlink()
-            else:
-                raise ConfigError(f"--link {self.link_path}: exists and is not a symlink; not replacing it")
-            self.link_path.symlink_to(self.path)
+        self.master, self.path, self.link_path = open_packet_pty(link)
         self.reader_open = False
         self.iflag = 0
         self.port_reports: list[str] = []

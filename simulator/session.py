@@ -16,7 +16,7 @@ from me162.protocol.capture import CaptureWriter, new_header
 from me162.protocol.line import LineSettings
 from me162.simulator.clock import ScaledClock
 from me162.simulator.link import Link, WireEvent
-from me162.simulator.meter import Meter
+from me162.simulator.meter import Meter, MeterLike
 from me162.simulator.profile import Profile, load_profile
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class MeterOptions:
     moving: bool = True
     parity_bit: bool = False
     record: Path | None = None  #: folder to write a capture of every session into
+    replay: Path | None = None  #: serve the meter side of this capture instead of a profile
     interceptors: list[Callable[..., object]] = field(default_factory=list)
 
     def load(self) -> Profile:
@@ -67,7 +68,10 @@ class Recorder:
             link={"recorder": "me162-sim", "transport": self.served.transport},
             start=datetime.now().isoformat(timespec="milliseconds"),
             timing="recorded",
-            provenance={"notes": f"virtual meter, profile {prof.name}, seed {self.served.options.seed}"},
+            provenance={
+                "notes": f"virtual meter, profile {prof.name}, seed {self.served.options.seed}"
+                + (f", replaying {self.served.options.replay}" if self.served.options.replay else "")
+            },
         )
         self.writer = CaptureWriter(path, header)
         self.paths.append(path)
@@ -108,13 +112,23 @@ class Served:
         index: int = 0,
         clock: ScaledClock | None = None,
         transport: str = "pty",
+        meter: MeterLike | None = None,
     ) -> None:
         self.options = options
         self.transport = transport
-        profile = options.load()
-        self.meter = Meter(
-            profile, seed=options.seed + index, clock_start=options.clock_start, moving=options.moving
-        )
+        if meter is None and options.replay is not None:
+            from me162.simulator.replay import ReplayMeter
+
+            meter = ReplayMeter.from_file(options.replay)
+        if meter is None:
+            meter = Meter(
+                options.load(),
+                seed=options.seed + index,
+                clock_start=options.clock_start,
+                moving=options.moving,
+            )
+        profile = meter.profile
+        self.meter: MeterLike = meter
         self.clock = clock or ScaledClock(options.speed)
         self.link = Link(self.meter, parity_bit=options.parity_bit)
         self.name = f"{profile.name}#{index}"

@@ -3,7 +3,6 @@ verify do, and the ones published wrong are rejected with the BCC error."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -18,19 +17,18 @@ from me162.protocol import (
     decode_readout,
     parse_data_block,
 )
+from me162.protocol.capture import read_capture
 from me162.protocol.line import check_and_strip_parity
 
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
-LOGS = sorted(CAPTURES.glob("ME162_*.frames.json"))
+LOGS = sorted(CAPTURES.glob("ME162_*.capture.jsonl"))
 
 
 def frames() -> list[tuple[str, int, bytes]]:
     out = []
     for path in LOGS:
-        doc = json.loads(path.read_text())
-        for n, e in enumerate(doc["events"]):
-            if e["hex"]:
-                out.append((path.stem, n, bytes.fromhex(e["hex"])))
+        for n, e in enumerate(read_capture(path).data_events()):
+            out.append((path.name.split(".")[0], n, e.data))
     return out
 
 

@@ -7,9 +7,9 @@ SOURCE_DIR holds the verbatim captures (a header of ``# key: value`` lines, then
 changes; its output under fixtures/ is committed, and nothing at build, test or run time reads
 SOURCE_DIR.  Each output keeps the source URL and commit from the capture's header.
 
-Output: fixtures/captures/<NAME>.frames.json, the messages of each ME162 session log with the
-logger's timestamps, direction and raw bytes (hex), and fixtures/captures/<NAME>.readout.bin,
-the wire bytes of the first readout of the log (identification line + data message).
+Output in fixtures/captures/: <NAME>.capture.jsonl (capture format v1) and <NAME>.expected.json
+for each ME162 session log, and <NAME>.readout.bin, the wire bytes of a readout (identification
+line + data message), with readouts.json giving the provenance of each .bin.
 """
 
 from __future__ import annotations
@@ -88,16 +88,7 @@ def import_log(path: Path, out_dir: Path) -> None:
         elif line.strip() == "...":
             events.append({"t": None, "dir": None, "hex": "", "note": "author elided part of the log"})
     name = path.stem
-    doc = {
-        "capture": name,
-        "source": header.get("source", ""),
-        "meter": header.get("meter", ""),
-        "exchange": header.get("exchange", ""),
-        "timing": "logger timestamps of an ESP8266 reader (ms resolution, taken when the reader "
-        "logged, not when the bytes crossed the wire)",
-        "events": events,
-    }
-    (out_dir / f"{name}.frames.json").write_text(json.dumps(doc, indent=1) + "\n")
+    write_log_capture(out_dir, name, header, events)
     ident = next((bytes.fromhex(str(e["hex"])) for e in events if str(e["hex"]).startswith("2f49")), None)
     readout = next(
         (
@@ -194,6 +185,111 @@ def import_others(src: Path, out: Path) -> list[dict[str, str]]:
         write_readout(out, "LGZ_ZMD_PARITY_1", frag, h, "one python byte literal per line joined", "none")
     )
     return made
+
+
+def capture_events(events: list[dict[str, object]]) -> list[dict[str, object]]:
+    """Capture events for a log, with the speeds the protocol implies.
+
+    The logs do not say at which speed each message travelled; the protocol does: everything
+    is at 300 Bd until an option select with Z=5, after which both sides talk at 9600 Bd until
+    the readout ends or a new request starts.  Those settings events are marked inferred.
+    """
+    baud = 300
+    last_t = 0.0
+    out: list[dict[str, object]] = []
+    for e in events:
+        if e["dir"] is None:  # the author's "..." elision
+            out.append({"t": last_t, "type": "note", "text": "the author elided part of the log here"})
+            continue
+        t = float(str(e["t"]))
+        last_t = t
+        raw = bytes.fromhex(str(e["hex"]))
+        if e["dir"] == "r2m" and raw.startswith(b"/?") and baud != 300:
+            out.append({"t": t, "type": "settings", "side": "reader", "baud": 300, "inferred": True})
+            baud = 300
+        obj: dict[str, object] = {"t": t, "type": "data", "dir": e["dir"], "hex": e["hex"], "baud": baud}
+        if e.get("note"):
+            obj["note"] = e["note"]
+        out.append(obj)
+        if e["dir"] == "r2m" and raw[:1] == b"\x06" and len(raw) == 6 and raw[2:3] == b"5":
+            out.append({"t": t, "type": "settings", "side": "reader", "baud": 9600, "inferred": True})
+            baud = 9600
+        if e["dir"] == "m2r" and raw.startswith(b"\x02") and b"!\r\n" in raw:
+            out.append({"t": t, "type": "settings", "side": "reader", "baud": 300, "inferred": True})
+            baud = 300  # after a readout both sides are back at 300 Bd
+    return out
+
+
+def write_log_capture(
+    out_dir: Path, name: str, header: dict[str, str], events: list[dict[str, object]]
+) -> None:
+    src = header.get("source", "")
+    commit = re.search(r"/blob/([0-9a-f]{7,40})/", src)
+    head = {
+        "format": "me162-capture",
+        "version": 1,
+        "origin": "real",
+        "meter": {
+            "make": "Iskra",
+            "model": "ME162",
+            "ident": "/ISK5ME162-0033",
+            "notes": header.get("meter", ""),
+        },
+        "link": {
+            "recorder": "ESP8266 reader's serial log (pe32me162ir_pub)",
+            "probe": "IR phototransistor/LED",
+        },
+        "line": {"baud": 300, "bits": 7, "parity": "E", "stop": 1},
+        "start": None,
+        "timing": "logger",
+        "redactions": [
+            "the author replaced the serial number with 28342193 (in C.1.0 and 0.0.0, so the BCC still verifies)"
+        ],
+        "provenance": {
+            "source": src.split(" ")[0],
+            "commit": commit[1] if commit else None,
+            "licence": "as published in the source repository",
+            "exchange": header.get("exchange", ""),
+            "conversion": "logger escapes decoded; identification rebuilt from 'on_hello' ('/' and CR LF added); "
+            "speeds inferred from the protocol (settings events marked inferred); timestamps are the logger's "
+            "(ms, taken when the reader logged a message, not when its bytes crossed the wire)",
+        },
+    }
+    lines = [json.dumps(head, separators=(",", ":"))]
+    lines += [json.dumps(e, separators=(",", ":")) for e in capture_events(events)]
+    (out_dir / f"{name}.capture.jsonl").write_text("\n".join(lines) + "\n")
+    first_readout = next(
+        (
+            bytes.fromhex(str(e["hex"]))
+            for e in events
+            if e["dir"] == "m2r" and str(e["hex"]).startswith("02") and "210d0a03" in str(e["hex"])
+        ),
+        b"",
+    )
+    regs: dict[str, str] = {}
+    pending: str | None = None
+    for e in events:
+        raw = bytes.fromhex(str(e["hex"])) if e["hex"] else b""
+        if e["dir"] == "r2m" and raw.startswith(b"\x01R1\x02"):
+            pending = raw[4 : raw.index(b"(")].decode()
+        elif e["dir"] == "m2r" and raw.startswith(b"\x02(") and pending and pending not in regs:
+            regs[pending] = raw[2 : raw.index(b")")].decode()
+            pending = None
+    data_sets = {}
+    if first_readout:
+        for line in first_readout[1:].split(b"\r\n"):
+            if b"(" in line:
+                addr, rest = line.decode().split("(", 1)
+                data_sets[addr] = rest.rstrip(")")
+    expected = {
+        "identification": "/ISK5ME162-0033",
+        "bcc": "valid",
+        "data_sets": data_sets,
+        "registers": regs,
+        "replayable": True,
+        "notes": "values of the first readout and the first R1 answer of each register in the log",
+    }
+    (out_dir / f"{name}.expected.json").write_text(json.dumps(expected, indent=1) + "\n")
 
 
 def main() -> None:

@@ -1,0 +1,172 @@
+"""Replay of recorded sessions, the corpus of captures, capture show, pcapng export and the tap."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import serial
+
+from me162.protocol.capture import read_capture, write_capture
+from me162.reader.driver import PortOptions, read_once
+from me162.reader.session import ReaderConfig
+from me162.simulator.capture_tools import describe, show, to_pcapng
+from me162.simulator.pty_transport import PtyMeter
+from me162.simulator.replay import build_script
+from me162.simulator.session import MeterOptions
+from me162.simulator.tap import Tap
+
+pytestmark = pytest.mark.timeout(120)
+CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
+ALL = sorted(CAPTURES.glob("*.capture.jsonl"))
+ME162 = sorted(CAPTURES.glob("ME162_*.capture.jsonl"))
+SPEED = 20.0
+
+
+@pytest.mark.parametrize("path", ALL, ids=lambda p: p.name)
+def test_every_fixture_round_trips(path: Path, tmp_path: Path) -> None:
+    c = read_capture(path)
+    assert c.header["provenance"]["source"].startswith("https://")
+    assert c.header["timing"] in ("recorded", "logger", "synthesized")
+    out = tmp_path / "copy.capture.jsonl"
+    write_capture(out, c)
+    again = read_capture(out)
+    assert again.header == c.header and again.events == c.events
+
+
+@pytest.mark.parametrize("path", ME162, ids=lambda p: p.name)
+def test_replay_on_a_pty_is_byte_identical(path: Path) -> None:
+    """A pyserial client that says what the recorded reader said gets what the meter said."""
+    capture = read_capture(path)
+    script = build_script(capture)
+    with PtyMeter(MeterOptions(speed=SPEED, replay=path)) as pm:
+        port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=0.02)
+        for session in script:
+            for step in session.steps:
+                if port.baudrate != step.baud:
+                    port.baudrate = step.baud
+                port.write(step.expect)
+                time.sleep(len(step.expect) * 10 / step.baud / SPEED + 0.003)  # on the wire
+                if step.answers and step.answers[0][2] != port.baudrate:
+                    port.baudrate = step.answers[0][2]  # the recorded reader switched here
+                want = b"".join(a[1] for a in step.answers)
+                got = b""
+                deadline = time.monotonic() + (3.0 if want else 0.15)
+                while len(got) < len(want) and time.monotonic() < deadline:
+                    got += port.read(512)
+                assert got == want, f"step {step.expect!r}"
+        port.close()
+        assert pm.served.meter.mismatches == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("path", ME162, ids=lambda p: p.name)
+def test_the_reference_reader_reads_every_me162_replay(path: Path) -> None:
+    expected = json.loads(path.with_name(path.name.replace(".capture.jsonl", ".expected.json")).read_text())
+    with PtyMeter(MeterOptions(speed=SPEED, replay=path)) as pm:
+        res = read_once(PortOptions(pm.path, time_scale=SPEED), ReaderConfig(), retries=2)
+    assert res.readout is not None and res.identification is not None
+    assert res.identification.raw == expected["identification"]
+    got = {
+        ds.address: (ds.value or "") + (f"*{ds.unit}" if ds.unit else "")
+        for _, ds in res.readout.data.data_sets
+    }
+    assert got == expected["data_sets"]
+
+
+def test_a_reader_that_deviates_gets_a_mismatch_recorded(tmp_path: Path) -> None:
+    path = CAPTURES / "ME162_5.capture.jsonl"  # a readout session only
+    with PtyMeter(MeterOptions(speed=SPEED, replay=path, record=tmp_path)) as pm:
+        with pytest.raises(Exception):  # noqa: B017 - any failure will do; the replay is what is checked
+            read_once(PortOptions(pm.path, time_scale=SPEED), ReaderConfig(registers=("1.8.0",)), retries=0)
+        mismatches = list(pm.served.meter.mismatches)  # type: ignore[attr-defined]
+    assert mismatches and "\\x06051" in mismatches[0] and "\\x06050" in mismatches[0]
+    recorded = read_capture(next(tmp_path.glob("*.capture.jsonl")))
+    assert any(e.type == "note" and "mismatch" in e.fields["text"] for e in recorded.events)
+
+
+def test_show_reads_like_a_timeline() -> None:
+    text = show(read_capture(CAPTURES / "ME162_4.capture.jsonl"))
+    assert "identification /ISK5ME162-0033" in text
+    assert "option select V=0 Z=5 Y=1" in text
+    assert "(198 bytes, BCC ok)" in text and "NAK" in text
+    assert describe(b"\x02(1)\x03X").endswith("BCC WRONG (0x58, computed 0x33))")
+
+
+def test_pcapng_export_reads_back(tmp_path: Path) -> None:
+    capture = read_capture(CAPTURES / "ME162_1.capture.jsonl")
+    raw = to_pcapng(capture)
+    # walk the blocks ourselves
+    pos, kinds, packets = 0, [], []
+    while pos < len(raw):
+        btype, blen = struct.unpack_from("<II", raw, pos)
+        assert struct.unpack_from("<I", raw, pos + blen - 4)[0] == blen
+        kinds.append(btype)
+        if btype == 6:
+            caplen = struct.unpack_from("<I", raw, pos + 20)[0]
+            packets.append(raw[pos + 28 : pos + 28 + caplen])
+        pos += blen
+    assert kinds[:2] == [0x0A0D0D0A, 1]
+    assert b"".join(packets) == b"".join(e.data for e in capture.data_events())
+    if shutil.which("tshark"):
+        out = tmp_path / "x.pcapng"
+        out.write_bytes(raw)
+        p = subprocess.run(
+            ["tshark", "-r", str(out), "-T", "fields", "-e", "frame.len", "-e", "frame.comment"],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        rows = [ln.split("\t") for ln in p.stdout.splitlines()]
+        assert [int(r[0]) for r in rows] == [len(x) for x in packets]
+        assert rows[0][1].startswith("r2m 300 Bd") and any(r[1].startswith("m2r 9600 Bd") for r in rows)
+
+
+def test_capture_cli_show_and_export(tmp_path: Path) -> None:
+    src = CAPTURES / "ME162_5.capture.jsonl"
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "capture", "show", str(src)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 0 and "BCC ok" in p.stdout
+    out = tmp_path / "o.pcapng"
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "capture", "export", "--pcapng", str(src), "-o", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert p.returncode == 0 and out.read_bytes()[:4] == b"\x0a\x0d\x0d\x0a"
+    bad = tmp_path / "bad.capture.jsonl"
+    bad.write_text('{"format":"me162-capture","version":2}\n')
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "capture", "show", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 2 and "bad.capture.jsonl:1: capture format version 2 is not supported" in p.stderr
+
+
+def test_tap_records_a_session_through_a_second_pty(tmp_path: Path) -> None:
+    """The 'real probe' is a virtual meter on another pty, at real time speed."""
+    out = tmp_path / "tap.capture.jsonl"
+    with (
+        PtyMeter(MeterOptions(clock_start=datetime(2026, 6, 21, 12), moving=False)) as real,
+        Tap(real.path, out) as tap,
+    ):
+        res = read_once(PortOptions(tap.tty), ReaderConfig())
+        time.sleep(0.1)
+    assert res.readout is not None and res.readout.bcc_valid
+    c = read_capture(out)
+    assert c.stream("r2m").startswith(b"/?!\r\n\x06050\r\n")
+    assert c.stream("m2r").startswith(b"/ISK5ME162-0033\r\n\x02C.1.0(")
+    assert [e.fields["baud"] for e in c.events if e.type == "settings"] == [9600]
+    readout = [e for e in c.data_events("m2r") if e.fields["baud"] == 9600]
+    assert readout and b"".join(e.data for e in readout).endswith(b"!\r\n\x03L")
