@@ -104,7 +104,8 @@ class ReplayMeter:
         self._rx = bytearray()
         self._rx_error = False
         self._baud = INITIAL_BAUD
-        self._speeds: list[tuple[float, int]] = [(0.0, INITIAL_BAUD)]
+        first = self.sessions[0].steps[0].baud  # listen at the speed the first request came at
+        self._speeds: list[tuple[float, int]] = [(0.0, first)]
 
     @classmethod
     def from_file(cls, path: str | Path) -> ReplayMeter:

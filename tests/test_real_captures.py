@@ -21,7 +21,7 @@ from me162.protocol.capture import read_capture
 from me162.protocol.line import check_and_strip_parity
 
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
-LOGS = sorted(CAPTURES.glob("ME162_*.capture.jsonl"))
+LOGS = sorted(CAPTURES.glob("ME162_[1-9].capture.jsonl"))  # the session logs
 
 
 def frames() -> list[tuple[str, int, bytes]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import serial
 
+from me162.protocol import decode_readout
 from me162.protocol.capture import read_capture, write_capture
 from me162.reader.driver import PortOptions, read_once
 from me162.reader.session import ReaderConfig
@@ -26,7 +27,11 @@ from me162.simulator.tap import Tap
 pytestmark = pytest.mark.timeout(120)
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
 ALL = sorted(CAPTURES.glob("*.capture.jsonl"))
-ME162 = sorted(CAPTURES.glob("ME162_*.capture.jsonl"))
+ME162 = [
+    p
+    for p in sorted(CAPTURES.glob("ME162_*.capture.jsonl"))
+    if json.loads(p.with_name(p.name.replace(".capture.jsonl", ".expected.json")).read_text())["replayable"]
+]
 SPEED = 20.0
 
 
@@ -170,3 +175,39 @@ def test_tap_records_a_session_through_a_second_pty(tmp_path: Path) -> None:
     assert [e.fields["baud"] for e in c.events if e.type == "settings"] == [9600]
     readout = [e for e in c.data_events("m2r") if e.fields["baud"] == 9600]
     assert readout and b"".join(e.data for e in readout).endswith(b"!\r\n\x03L")
+
+
+def test_the_corpus_is_complete_and_each_capture_has_its_sidecar() -> None:
+    assert len(ALL) == 42  # every published capture, converted
+    for path in ALL:
+        sidecar = path.with_name(path.name.replace(".capture.jsonl", ".expected.json"))
+        expected = json.loads(sidecar.read_text())
+        assert expected["bcc"] in ("valid", "mismatch", "none")
+        header = read_capture(path).header
+        assert header["origin"] == "real"
+        if header["timing"] == "synthesized":
+            assert "made up" in header["provenance"]["timing"]
+
+
+@pytest.mark.parametrize("name", ["KOHLER_TR_1", "ME162_14", "MT171_1"])
+def test_published_wrong_bccs_are_marked_as_expected_failures(name: str) -> None:
+    expected = json.loads((CAPTURES / f"{name}.expected.json").read_text())
+    assert expected["bcc"] == "mismatch" and expected["replayable"] is False
+
+
+def test_the_mt174_capture_replays_at_its_fixed_9600_bd() -> None:
+    """That reader talked to its MT174 at 9600 Bd from the start (a wired interface)."""
+    path = CAPTURES / "MT174_2.capture.jsonl"
+    expected = json.loads((CAPTURES / "MT174_2.expected.json").read_text())
+    assert expected["replayable"]
+    with PtyMeter(MeterOptions(speed=SPEED, replay=path)) as pm:
+        port = serial.Serial(pm.path, 9600, bytesize=7, parity="E", timeout=2)
+        port.write(b"/?!\r\n")
+        got = port.read_until(b"\x03") + port.read(1)
+        port.close()
+        assert got == read_capture(path).stream("m2r")
+        assert pm.served.meter.mismatches == []  # type: ignore[attr-defined]
+    r = decode_readout(got)
+    assert {
+        ds.address: (ds.value or "") + (f"*{ds.unit}" if ds.unit else "") for _, ds in r.data.data_sets
+    } == expected["data_sets"]
