@@ -3,6 +3,7 @@
     me162-sim --pty [--link PATH] [--profile me162] [--speed N] [--count N] [--verbose]
     me162-sim --tcp PORT [--parity-bit]
     me162-sim --rfc2217 PORT
+    me162-sim --pty --scenario fixtures/scenarios/bcc-corrupt-readout.yaml [--chaos SEED --rate P]
     me162-sim --list-profiles
     me162-sim replay CAPTURE [--pty|--tcp PORT|--rfc2217 PORT] [--speed N]
     me162-sim tap --device /dev/ttyUSB0 [--link PATH] [--record FILE]
@@ -65,6 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parity-bit", action="store_true", help="carry 7E1 as 8N1 with the parity in bit 7")
     p.add_argument(
         "--record", type=Path, metavar="DIR", help="write every session as a capture (format v1) into DIR"
+    )
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="apply a fault scenario (repeatable)",
+    )
+    p.add_argument(
+        "--chaos", type=int, metavar="SEED", help="random faults from the catalogue, reproducible from SEED"
+    )
+    p.add_argument(
+        "--rate", type=float, default=0.1, help="with --chaos: the chance a transmission is hit (default 0.1)"
     )
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log the wire traffic with timestamps")
@@ -199,8 +214,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         clock = datetime.fromisoformat(args.clock) if args.clock else None
+        if not 0.0 <= args.rate <= 1.0:
+            raise ValueError("--rate must lie between 0 and 1")
+        from me162.simulator.faults import load_scenario
+
+        for path in args.scenario:
+            load_scenario(path)  # nothing starts with a half-understood scenario
+        chaos = (args.chaos, args.rate) if args.chaos is not None else None
         options = MeterOptions(
-            args.profile, args.seed, args.speed, clock, not args.frozen, args.parity_bit, args.record
+            args.profile,
+            args.seed,
+            args.speed,
+            clock,
+            not args.frozen,
+            args.parity_bit,
+            args.record,
+            scenarios=list(args.scenario),
+            chaos=chaos,
         )
         options.load()
     except (Me162Error, ValueError) as e:

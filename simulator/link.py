@@ -69,6 +69,8 @@ class _Path:
             rx = self.rx_at(f.start)
             if not self.group and f.fmt.baud == rx.baud and f.fmt.bits_per_char == rx.bits_per_char:
                 value, framing, parity = decode_bits(f.bits, rx)
+                if f.raw:
+                    value, framing, parity = f.byte, False, False
                 self.deliver(RxChar(f.end, value, framing, parity))
             else:
                 self.group.append(f)
@@ -106,6 +108,7 @@ class Link:
         self._to_reader: list[tuple[float, int]] = []
         self.events: list[WireEvent] = []
         self.interceptors: list[Callable[[Transmit], list[Transmit]]] = []
+        self.line_drops: list[tuple[float, float]] = []  #: (when, how long): a fault pulled the probe off
         self._r2m = _Path(self._meter_rx_format, self._deliver_to_meter)
         self._m2r = _Path(self.reader_settings_at, self._deliver_to_reader)
         self._meter_events_seen = 0
@@ -244,7 +247,10 @@ class Link:
         while self._meter_events_seen < len(events):
             e = events[self._meter_events_seen]
             self._meter_events_seen += 1
-            self._note(WireEvent(e.t, "meter", detail=f"{e.kind}: {e.detail}".rstrip(": ")))
+            if e.kind == "fault":  # a fault the meter applies itself (partial blocks)
+                self._note(WireEvent(e.t, "fault", detail=e.detail))
+            else:
+                self._note(WireEvent(e.t, "meter", detail=f"{e.kind}: {e.detail}".rstrip(": ")))
 
     def _intercept(self, tx: Transmit) -> list[Transmit]:
         out = [tx]
@@ -253,10 +259,10 @@ class Link:
         return out
 
     def _transmit(self, tx: Transmit) -> None:
-        fmt = LineSettings(tx.baud)
+        fmt = LineSettings(tx.baud, 8, "N", 1) if tx.raw else LineSettings(tx.baud)
         t = tx.at
         for b in tx.data:
-            f = Frame(t, b & 0x7F, fmt)
+            f = Frame(t, b if tx.raw else b & 0x7F, fmt, tx.raw)
             self._m2r.add(f)
             t = f.end
         self._note(WireEvent(tx.at, "data", M2R, tx.data, tx.baud, tx.kind))

@@ -58,6 +58,7 @@ class Transmit:
     baud: int
     kind: str
     then_baud: int | None = None
+    raw: bool = False  #: deliver the bytes as 8-bit values (a converter passing the parity bit)
 
     @property
     def end(self) -> float:
@@ -151,6 +152,8 @@ class Meter:
         self._authorized = profile.password is None
         self._written: dict[str, str] = {}
         self.sessions = 0
+        self.last_command: Command | None = None  #: the command the meter is answering (faults use it)
+        self.fault_partial_size: int | None = None  #: a fault: answer R1 in partial blocks of this size
         if profile.mode == "D":
             self.deadline = 0.0
 
@@ -350,6 +353,17 @@ class Meter:
             self._event("timeout", "programming mode ended by inactivity")
             self._go_idle()
 
+    def reset(self, at: float) -> None:
+        """Power cycle: whatever the meter was doing, it is idle at 300 Bd from ``at`` on."""
+        self.state = State.IDLE
+        self.deadline = 0.0 if self.profile.mode == "D" else None
+        self.rx.clear()
+        self._pending_blocks = []
+        self.busy_until = min(self.busy_until, at)
+        self._speeds = [(w, b) for w, b in self._speeds if w < at]
+        self._speeds.append((at, self.profile.push_baud if self.profile.mode == "D" else INITIAL_BAUD))
+        self._event("reset", "the meter restarted")
+
     def _go_idle(self) -> None:
         self.state = State.IDLE
         self.deadline = None
@@ -435,6 +449,7 @@ class Meter:
             self._reply_control(NAK, "nak")
             return
         self._pending_blocks = []
+        self.last_command = cmd
         self._event("command", f"{cmd.name} {cmd.address}".strip())
         if cmd.command == "B":
             if cmd.type == "1":
@@ -498,6 +513,15 @@ class Meter:
         text = (cmd.address if self.profile.reply_with_address else "") + value
         block = text.encode("latin-1")
         size = self.profile.partial_block_size
+        if self.fault_partial_size and len(block) > self.fault_partial_size:
+            size = self.fault_partial_size
+            self._event(
+                "fault",
+                f"partial_blocks: the {cmd.name} {cmd.address} reply split into blocks of {size} bytes",
+            )
+            self._pending_blocks = [block[i : i + size] for i in range(0, len(block), size)]
+            self._send_block()
+            return
         if cmd.type == "3" and size and len(block) > size:
             self._pending_blocks = [block[i : i + size] for i in range(0, len(block), size)]
             self._send_block()

@@ -4,7 +4,8 @@ virtual meter inside the calling process, with no pty and no thread.
 Parameters: ``profile`` (built-in name or a path), ``speed`` (time scale, default 1),
 ``seed`` (default 0), ``clock`` (the meter's ISO start time; default now), ``frozen`` (``1``:
 registers do not move), ``parity_bit`` (``1``: the link carries 7E1 as 8N1 with the parity in
-bit 7).  The port's baud rate, byte size, parity and stop bits are the reader's UART settings
+bit 7), ``scenario`` (fault scenario files, comma-separated), ``chaos`` and ``rate`` (seeded
+random faults).  The port's baud rate, byte size, parity and stop bits are the reader's UART settings
 and are modelled exactly: a reader at the wrong speed or format reads garbage.  ``flush()``
 waits until the written bytes have left the wire, like a UART's tcdrain.
 
@@ -36,7 +37,7 @@ def parse_url(url: str) -> dict[str, str]:
     if parts.scheme != "me162":
         raise SerialException(f"expected a URL of the form me162://?profile=NAME, not {url!r}")
     params = {k: v[-1] for k, v in urllib.parse.parse_qs(parts.query).items()}
-    known = {"profile", "speed", "seed", "clock", "frozen", "parity_bit"}
+    known = {"profile", "speed", "seed", "clock", "frozen", "parity_bit", "scenario", "chaos", "rate"}
     unknown = set(params) - known
     if unknown:
         raise SerialException(
@@ -72,6 +73,14 @@ class Serial(SerialBase):
         meter = Meter(profile, seed=seed, clock_start=clock, moving=params.get("frozen", "0") != "1")
         self.clock = ScaledClock(speed)
         self.link = Link(meter, parity_bit=params.get("parity_bit", "0") == "1", reader=self._settings())
+        try:
+            from me162.simulator.faults import attach, load_scenario
+
+            scenarios = [load_scenario(p) for p in params.get("scenario", "").split(",") if p]
+            chaos = (int(params["chaos"]), float(params.get("rate", "0.1"))) if "chaos" in params else None
+            attach(self.link, scenarios, chaos=chaos)
+        except (Me162Error, ValueError) as e:
+            raise SerialException(f"{self.port}: {e}") from None
         self.is_open = True
         self._reconfigure_port()
 
@@ -91,6 +100,9 @@ class Serial(SerialBase):
         if self.link is None or self.clock is None:
             raise PortNotOpenError()
         now = self.clock.now()
+        for when, seconds in self.link.line_drops:
+            if when <= now < when + seconds:
+                raise SerialException("device disconnected (the probe was pulled off the meter)")
         self.link.advance(now)
         self._rx.extend(self.link.reader_take(now))
 

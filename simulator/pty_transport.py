@@ -164,6 +164,12 @@ class PtyMeter:
         poller.register(self.master, select.POLLIN)
         while not self._stop.is_set():
             out = s.due()
+            if s.link.line_drops and s.link.line_drops[0][0] <= s.now():
+                _, seconds = s.link.line_drops.pop(0)
+                poller.unregister(self.master)
+                self._pull_probe(seconds)
+                poller.register(self.master, select.POLLIN)
+                continue
             if out and self.reader_open:
                 self._write(apply_input_flags(out, self.iflag))
             try:
@@ -184,6 +190,22 @@ class PtyMeter:
                 if not self.reader_open:
                     self._opened()
                 self._take()
+
+    def _pull_probe(self, seconds: float) -> None:
+        """A fault: the probe is pulled off (the device goes away) and plugged back in."""
+        s = self.served
+        s.note("note", f"fault: the probe is pulled off for {seconds} s ({self.device} goes away)")
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+        if self.link_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.link_path.unlink()
+        if self.reader_open:
+            self.reader_open = False
+            s.note("close", "the probe was pulled off")
+        self._stop.wait(s.clock.real(seconds))
+        self.master, self.path, self.link_path = open_packet_pty(self.link_path)
+        s.note("note", f"fault: the probe is back on {self.device}")
 
     def _write(self, data: bytes) -> None:
         try:

@@ -34,6 +34,8 @@ class MeterOptions:
     parity_bit: bool = False
     record: Path | None = None  #: folder to write a capture of every session into
     replay: Path | None = None  #: serve the meter side of this capture instead of a profile
+    scenarios: list[Path] = field(default_factory=list)  #: fault scenario files
+    chaos: tuple[int, float] | None = None  #: (seed, rate): random faults from the catalogue
     interceptors: list[Callable[..., object]] = field(default_factory=list)
 
     def load(self) -> Profile:
@@ -131,10 +133,18 @@ class Served:
         self.meter: MeterLike = meter
         self.clock = clock or ScaledClock(options.speed)
         self.link = Link(self.meter, parity_bit=options.parity_bit)
+        self.attach_faults()
         self.name = f"{profile.name}#{index}"
         self._logged = 0
         self._pending: list[WireEvent] = []
         self.recorder = Recorder(options.record, self) if options.record is not None else None
+
+    def attach_faults(self) -> None:
+        """(Re)attach the options' scenarios and chaos to the current link."""
+        from me162.simulator.faults import attach, load_scenario
+
+        scenarios = [load_scenario(p) for p in self.options.scenarios]
+        self.faults = attach(self.link, scenarios, chaos=self.options.chaos)
 
     def now(self) -> float:
         return self.clock.now()

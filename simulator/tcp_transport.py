@@ -116,6 +116,7 @@ class TcpMeter:
         self.rfc2217 = rfc2217
         if not rfc2217:
             self.served.link = Link(self.served.meter, parity_bit=options.parity_bit, follow_meter=True)
+            self.served.attach_faults()
         self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
         self.port = self.server.getsockname()[1]
         self.client: socket.socket | None = None
@@ -158,6 +159,12 @@ class TcpMeter:
         s = self.served
         while not self._stop.is_set():
             out = s.due()
+            if s.link.line_drops and s.link.line_drops[0][0] <= s.now():
+                _, seconds = s.link.line_drops.pop(0)
+                s.note("note", f"fault: the line drops for {seconds} s (the reader is disconnected)")
+                self._drop_client()
+                self._stop.wait(s.clock.real(seconds))
+                continue
             if out and self.client is not None:
                 if self.rfc2217 and self.manager is not None:
                     out = b"".join(self.manager.escape(out))

@@ -33,6 +33,7 @@ class Frame:
     start: float
     byte: int
     fmt: LineSettings
+    raw: bool = False  #: the receiver's port passes all 8 bits (see Transmit.raw)
 
     @property
     def bits(self) -> tuple[int, ...]:

@@ -16,10 +16,20 @@ class Bench:
     """A reader's view of a virtual meter, on virtual time."""
 
     def __init__(
-        self, profile: str = "me162", *, seed: int = 1, moving: bool = False, parity_bit: bool = False
+        self,
+        profile: str = "me162",
+        *,
+        seed: int = 1,
+        moving: bool = False,
+        parity_bit: bool = False,
+        scenarios: list[str] | None = None,
+        chaos: tuple[int, float] | None = None,
     ) -> None:
+        from me162.simulator.faults import attach, load_scenario
+
         self.meter = Meter(load_profile(profile), seed=seed, clock_start=CLOCK, moving=moving)
         self.link = Link(self.meter, parity_bit=parity_bit)
+        self.faults = attach(self.link, [load_scenario(s) for s in scenarios or []], chaos=chaos)
         self.t = 0.0
 
     def send(self, data: bytes, *, gap: float = 0.0) -> float:

@@ -1,0 +1,331 @@
+"""Scripted, seeded faults: scenario files, each action's exact effect on the wire, triggers,
+seeded chaos, and what a pyserial client on a pty sees of each scenario."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import serial
+
+from me162.protocol import DataMessage, OptionSelect
+from me162.protocol.bcc import xor7
+from me162.protocol.capture import read_capture
+from me162.protocol.errors import ConfigError
+from me162.protocol.frames import Command
+from me162.protocol.line import add_parity
+from me162.simulator.faults import ACTIONS, Fault, FaultInjector, Trigger, load_scenario, parse_scenario
+from me162.simulator.meter import Transmit
+from me162.simulator.pty_transport import PtyMeter
+from me162.simulator.session import MeterOptions
+from tests.simhelp import Bench
+
+SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "scenarios").glob("*.yaml"))
+READOUT = DataMessage(b"C.1.0(28342193)\r\n1.8.0(0033402.264*kWh)\r\n!\r\n").to_bytes()
+TX = Transmit(1.0, READOUT, 9600, "readout", 300)
+
+
+def test_there_are_at_least_25_documented_scenarios_covering_every_action() -> None:
+    assert len(SCENARIOS) >= 25
+    used = set()
+    for path in SCENARIOS:
+        s = load_scenario(path)
+        assert s.name == path.stem and s.purpose and s.reference
+        used |= {f.action for f in s.faults}
+    assert used == set(ACTIONS)
+
+
+def injector(*faults: Fault) -> FaultInjector:
+    return FaultInjector(Bench().link, list(faults))
+
+
+@pytest.mark.parametrize(
+    ("action", "params", "expect"),
+    [
+        ("corrupt_bcc", {}, lambda d: d[:-1] == READOUT[:-1] and d[-1] == READOUT[-1] ^ 1),
+        ("set_bcc", {"value": 0x0A}, lambda d: d == READOUT[:-1] + b"\n"),
+        (
+            "flip",
+            {"at": 17, "mask": 4},
+            lambda d: d[17] == READOUT[17] ^ 4 and d[:17] == READOUT[:17] and d[18:] == READOUT[18:],
+        ),
+        ("drop", {"at": 0, "count": 1}, lambda d: d == READOUT[1:]),
+        ("insert", {"at": 5, "bytes": b"~"}, lambda d: d == READOUT[:5] + b"~" + READOUT[5:]),
+        ("duplicate", {"at": 3, "count": 2}, lambda d: d == READOUT[:5] + READOUT[3:]),
+        ("noise", {"at": 0, "bytes": b"\x7f", "count": 3}, lambda d: d == b"\x7f\x7f\x7f" + READOUT),
+        ("truncate", {"keep": 10}, lambda d: d == READOUT[:10]),
+        ("parity_bit", {}, lambda d: d == add_parity(READOUT)),
+    ],
+)
+def test_byte_actions_change_exactly_what_they_say(
+    action: str, params: dict[str, object], expect: object
+) -> None:
+    inj = injector()
+    (out,) = inj.apply(action, dict(params), TX)
+    assert callable(expect) and expect(out.data)
+    assert out.at == TX.at and inj.log and action in inj.log[0]
+
+
+def test_timing_and_speed_actions() -> None:
+    inj = injector()
+    (late,) = inj.apply("delay", {"seconds": 2.5}, TX)
+    assert late.at == pytest.approx(3.5) and late.data == READOUT
+    assert inj.apply("silent", {}, TX) == []
+    (slow,) = inj.apply("speed", {"baud": 4800}, TX)
+    assert slow.baud == 4800 and slow.data == READOUT
+    first, rest = inj.apply("late_switch", {"bytes": 3}, TX)
+    assert (first.baud, first.data) == (300, READOUT[:3]) and (rest.baud, rest.data) == (9600, READOUT[3:])
+    assert rest.at == pytest.approx(first.end)
+    (nak,) = inj.apply("answer", {"with": "nak"}, TX)
+    assert nak.data == b"\x15"
+    (err,) = inj.apply("answer", {"with": "error"}, TX)
+    assert err.data == b"\x02(ERROR)\x03Z"
+    assert inj.apply("drop_line", {"seconds": 2.0}, TX) == [] and inj.link.line_drops == [(1.0, 2.0)]
+
+
+def test_reset_truncates_and_the_meter_starts_over() -> None:
+    b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem == "reset-mid-readout"])
+    b.sign_on()
+    b.send(OptionSelect("0", "5", "0").to_bytes(), gap=0.05)
+    b.baud(9600)
+    got = b.wait(3.0)
+    assert len(got) == 90 and b.meter.state.value == "idle"
+    b.baud(300)
+    assert b.sign_on() == b"/ISK5ME162-0033\r\n"
+
+
+def test_nth_register_count_every_and_session_triggers() -> None:
+    b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem in ("nak-second-r1", "error-r1-1.8.0")])
+    b.sign_on()
+    b.send(OptionSelect("0", "5", "1").to_bytes(), gap=0.05)
+    b.baud(9600)
+    b.read_until(b"\x03", extra=1)
+    answers = []
+    for reg in ("2.8.0", "2.8.0", "1.8.0", "2.8.0"):
+        b.send(Command.read(reg).to_bytes(), gap=0.03)
+        answers.append(b.read_until(b"\x15", limit=0.6) or b.read_until(b"\x03", extra=1))
+    assert answers[0].startswith(b"\x02(0000013.465")  # the 1st R1 is clean
+    assert answers[1] == b"\x15"  # the 2nd R1 gets NAK
+    assert answers[2] == b"\x02(ERROR)\x03Z"  # R1 of 1.8.0 gets (ERROR)
+    assert answers[3].startswith(b"\x02(0000013.465")  # count 1: only once
+
+
+def test_every_third_session() -> None:
+    b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem == "corrupt-every-third-session"])
+    verdicts = []
+    for _ in range(6):
+        b.baud(300)
+        b.sign_on()
+        b.send(OptionSelect("0", "5", "0").to_bytes(), gap=0.05)
+        b.baud(9600)
+        raw = b.read_until(b"\x03", extra=1)
+        verdicts.append(DataMessage.from_bytes(raw, verify_bcc=False).bcc_valid)
+    assert verdicts == [True, True, False, True, True, False]
+
+
+def test_after_t_trigger() -> None:
+    b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem == "noise-after-t10"])
+    assert b.sign_on() == b"/ISK5ME162-0033\r\n"
+    b.wait(12.0)
+    assert b.sign_on() == b"\x7f/ISK5ME162-0033\r\n"
+
+
+def test_partial_blocks_fault() -> None:
+    b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem == "partial-blocks-r1"])
+    b.sign_on()
+    b.send(OptionSelect("0", "5", "1").to_bytes(), gap=0.05)
+    b.baud(9600)
+    b.read_until(b"\x03", extra=1)
+    b.send(Command.read("1.8.0").to_bytes(), gap=0.03)
+    first = b.read_until(b"\x04", extra=1)
+    assert DataMessage.from_bytes(first).partial and DataMessage.from_bytes(first).block == b"(0033402"
+
+
+def test_fired_faults_are_on_the_record() -> None:
+    b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem == "bcc-corrupt-readout"])
+    b.sign_on()
+    b.send(OptionSelect("0", "5", "0").to_bytes(), gap=0.05)
+    b.baud(9600)
+    b.read_until(b"\x03", extra=1)
+    (event,) = [e for e in b.link.events if e.kind == "fault"]
+    assert event.detail.startswith("corrupt_bcc: BCC 0x4C -> 0x4D (correct: 0x4C) [readout (198 bytes) at t=")
+    assert "bcc-corrupt-readout.yaml" in event.detail
+
+
+def chaos_run(seed: int) -> list[bytes]:
+    b = Bench(chaos=(seed, 0.5))
+    for _ in range(4):
+        b.baud(300)
+        b.send(b"/?!\r\n", gap=3.0)
+        b.wait(3.0)
+        b.send(OptionSelect("0", "5", "0").to_bytes(), gap=0.05)
+        b.baud(9600)
+        b.wait(4.0)
+    return [e.data for e in b.link.events if e.kind == "data" and e.dir == "m2r"] + [
+        e.detail.encode() for e in b.link.events if e.kind == "fault"
+    ]
+
+
+def test_a_seed_reproduces_the_same_faults_byte_for_byte() -> None:
+    first = chaos_run(42)
+    assert first == chaos_run(42)
+    assert first != chaos_run(43)
+    assert any(x.startswith(b"t=") is False and b"chaos" in x for x in first)
+
+
+BAD = [
+    ("name: x\n", ":1: purpose: is required"),
+    ("name: x\npurpose: p\nreference: r\nfaults: []\n", ":4: faults: is required"),
+    (
+        "name: x\npurpose: p\nreference: r\nfaults:\n  - when: {message: readout}\n    do: {action: explode}\n",
+        ":6: faults.0.do.action: unknown action 'explode'",
+    ),
+    (
+        "name: x\npurpose: p\nreference: r\nfaults:\n  - when: {message: radout}\n    do: silent\n",
+        ":5: faults.0.when.message: unknown message 'radout'",
+    ),
+    (
+        "name: x\npurpose: p\nreference: r\nfaults:\n  - when: {nth: 0}\n    do: silent\n",
+        ":5: faults.0.when.nth: must be a whole number >= 1",
+    ),
+    ("name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: delay}\n", "delay needs seconds >= 0"),
+    (
+        "name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: speed, baud: 1234}\n",
+        "faults.0.do.baud: must be one of 300",
+    ),
+    ("name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: insert, bytes: zz}\n", "must be hex text"),
+    (
+        "name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: flip, colour: red}\n",
+        "flip takes no parameter 'colour'",
+    ),
+    ("name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: truncate}\n", "truncate needs keep"),
+    ("name: x\npurpose: p\nreference: r\ncolour: red\nfaults:\n  - do: silent\n", ":4: colour: unknown key"),
+    ("name: [unclosed\n", "not valid YAML"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_bad_scenarios_name_the_file_the_line_and_the_problem(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_scenario(text, "bad.yaml")
+    assert str(e.value).startswith("bad.yaml:") and message in str(e.value)
+
+
+def test_nothing_starts_with_a_bad_scenario(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD[2][0])
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "--pty", "--scenario", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (
+        p.returncode == 2
+        and "bad.yaml:6: faults.0.do.action: unknown action 'explode'" in p.stderr
+        and not p.stdout
+    )
+
+
+# --- end to end: what a pyserial client on a pty sees --------------------------------------------
+
+SPEED = 40.0
+
+
+def client_session(path: str, latencies: list[float] | None = None) -> bytes:
+    """Three readouts and a programming session, as a plain pyserial client; all it received
+    (and, in ``latencies``, how long each answer took to start, in protocol seconds)."""
+    got = bytearray()
+    lat = latencies if latencies is not None else []
+
+    def wait_first(since: float, start: int) -> None:
+        lat.append(round((time.monotonic() - since) * SPEED, 1) if len(got) > start else -1.0)
+
+    try:
+        port = serial.Serial(path, 300, bytesize=7, parity="E", timeout=0.005)
+        for sessions, option in enumerate(("050", "050", "050", "051")):
+            if port.baudrate != 300:
+                port.baudrate = 300
+            port.write(b"/?!\r\n")
+            start, since = len(got), time.monotonic()
+            deadline = time.monotonic() + 3.5 / SPEED * 2
+            while b"\r\n" not in got[start:] and time.monotonic() < deadline:
+                got += port.read(64)
+                if len(got) > start and len(lat) < 1 + 2 * sessions:
+                    wait_first(since, start)
+            port.write(OptionSelect(*option).to_bytes())
+            time.sleep(6 * 10 / 300 / SPEED + 0.003)
+            port.baudrate = 9600
+            start, since = len(got), time.monotonic()
+            end = time.monotonic() + 4.0 / SPEED * 2
+            while time.monotonic() < end:
+                got += port.read(256)
+                if len(got) > start and len(lat) < 2 + 2 * sessions:
+                    wait_first(since, start)
+            if option == "051":
+                for reg in ("1.8.0", "2.8.0", "1.8.0"):
+                    port.write(Command.read(reg).to_bytes())
+                    end = time.monotonic() + 0.8 / SPEED * 2
+                    while time.monotonic() < end:
+                        got += port.read(64)
+                port.write(Command.break_().to_bytes())
+                time.sleep(0.02)
+            time.sleep(12.0 / SPEED)  # past a 300 Bd fallback readout
+        port.close()
+    except (serial.SerialException, OSError):
+        got += b"<port gone>"
+    return bytes(got)
+
+
+@pytest.fixture(scope="module")
+def clean() -> tuple[bytes, list[float]]:
+    lat: list[float] = []
+    with PtyMeter(MeterOptions(speed=SPEED, clock_start=datetime(2026, 6, 21, 12), moving=False)) as pm:
+        return client_session(pm.path, lat), lat
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+def test_a_pyserial_client_on_a_pty_sees_each_fault(
+    path: Path, clean: tuple[bytes, list[float]], tmp_path: Path
+) -> None:
+    opts = MeterOptions(
+        speed=SPEED, clock_start=datetime(2026, 6, 21, 12), moving=False, scenarios=[path], record=tmp_path
+    )
+    lat: list[float] = []
+    with PtyMeter(opts) as pm:
+        got = client_session(pm.path, lat)
+        time.sleep(0.05)
+        fired = [e for e in pm.served.link.events if e.kind == "fault"]
+    assert fired, "the scenario never fired"
+    if path.stem.startswith("delay-"):  # the same bytes, later: one answer starts a second or more late
+        assert any(a - b >= 0.9 for a, b in zip(lat, clean[1], strict=False)), (lat, clean[1])
+    else:
+        assert got != clean[0]
+    faults_in_captures = [
+        e for f in tmp_path.glob("*.capture.jsonl") for e in read_capture(f).events if e.type == "fault"
+    ]
+    assert (
+        faults_in_captures
+        or any(e.kind == "fault" and "partial" in e.detail for e in fired)
+        or "<port gone>" in got.decode("latin-1")
+    )
+
+
+def test_bcc_helper_sanity() -> None:
+    assert xor7(READOUT[1:-1]) == READOUT[-1]
+    assert Trigger().count == 1
+
+
+def test_docs_list_every_scenario() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "scenarios.md").read_text()
+    for path in SCENARIOS:
+        assert f"| `{path.stem}` |" in doc
+    for action in ACTIONS:
+        assert f"| `{action}` |" in doc
