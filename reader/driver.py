@@ -41,6 +41,7 @@ wire = logging.getLogger("me162.wire")
 
 
 POLL = 0.005  #: seconds one read may block; the session's deadlines are checked between reads
+SWITCH_MARGIN = 0.002  #: real seconds added before a speed switch, after the bytes' wire time
 
 
 class PortError(Me162Error):
@@ -117,7 +118,9 @@ class Driver:
                         self.record.data(self.now(), "r2m", shown, baud=session.baud, **extra)
                     self.port.write(out)
                 elif isinstance(action, SetSpeed):
-                    delay = action.not_before - self.now()
+                    # SWITCH_MARGIN: the driver (a pty, a USB adapter) needs a moment to hand the
+                    # last bytes over before the speed changes under them.
+                    delay = action.not_before + SWITCH_MARGIN - self.now()
                     if delay > 0:
                         time.sleep(delay)
                     self._set_baud(action.baud)

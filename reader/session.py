@@ -282,8 +282,8 @@ class ReaderSession:
             self.state = State.BREAK
             yield from self._switch(cfg.break_baud)
             yield from self._send(Command.break_().to_bytes())
+            yield from self._pause((self.tx_done - self.now) * self.scale + 0.2)  # B0 out, meter idle
             yield from self._switch(INITIAL_BAUD)
-            yield from self._pause(0.2)
             res.notes.append(f"sent B0 at {cfg.break_baud} Bd first, in case a session was left open")
         if cfg.wake_up:
             self.state = State.WAKE_UP
@@ -367,6 +367,12 @@ class ReaderSession:
                 ) from None
             raise ReaderError(Failure.NO_DATA if after_ack else Failure.PROTOCOL, str(e)) from None
         start = raw.find(b"\x02")
+        if start < 0 and after_ack and cfg.verify_bcc:
+            # A block without STX after an option select: if an ETX follows, the STX was lost
+            # and the BCC cannot be checked; the standard's plain form has no ETX.
+            yield from self._pause(0.1)
+            if self.buffer[:1] == b"\x03":
+                raise ReaderError(Failure.BCC, "a data message whose STX was lost: its BCC cannot be checked")
         if start < 0 and not raw.endswith(b"!\r\n"):
             if _looks_garbled(raw):
                 raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd: {raw[:24]!r}")

@@ -135,6 +135,7 @@ class Meter:
             schedule=TariffSchedule(list(profile.tariffs)),
             moving=moving,
         )
+        self._initial = (dict(self.registers.imports), dict(self.registers.exports))
         self.state = State.IDLE
         self.now = 0.0
         self.busy_until = 0.0
@@ -581,13 +582,25 @@ class Meter:
             value = spec.value
         return f"({value}" + (f"*{unit}" if unit else "") + ")"
 
+    def _initial_energy(self, src: str, tariff: int) -> float:
+        imports, exports = self._initial
+        if src == "absolute":
+            return self._initial_energy("import", tariff) + self._initial_energy("export", tariff)
+        regs = imports if src == "import" else exports
+        return sum(regs.values()) if tariff == 0 else regs.get(tariff, 0.0)
+
     def _billing_value(self, src: str, tariff: int, n: int, when: datetime, now_kwh: float) -> float:
         """Approximate register value at the start of the n-th previous month: the current value
         less the installation's average consumption since then (monotonic, deterministic)."""
-        start = when.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        # Constant for a given meter: measured from the clock's start, not from ``when``, so a
+        # billing snapshot never changes while the meter runs (a month boundary crossed while
+        # running is not modelled).
+        ref = self.clock_start
+        start = ref.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         for _ in range(n - 1):
             start = (start - timedelta(days=1)).replace(day=1)
-        days = (when - start).total_seconds() / 86400
+        days = (ref - start).total_seconds() / 86400
+        now_kwh = self._initial_energy(src, tariff)
         inst = self.registers.installation
         per_day = (
             (inst.base_load_kw + 0.3 * inst.peak_load_kw) * 24 if src != "export" else inst.solar_peak_kw * 3

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from me162.protocol.errors import ConfigError
 from me162.protocol.line import LineSettings
+from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
 
 log = logging.getLogger(__name__)
@@ -121,8 +122,15 @@ def slave_speed(master: int) -> int:
 class PtyMeter:
     """One virtual meter served on one pty, in a thread of its own."""
 
-    def __init__(self, options: MeterOptions, *, index: int = 0, link: str | Path | None = None) -> None:
-        self.served = Served(options, index=index)
+    def __init__(
+        self,
+        options: MeterOptions,
+        *,
+        index: int = 0,
+        link: str | Path | None = None,
+        meter: MeterLike | None = None,
+    ) -> None:
+        self.served = Served(options, index=index, meter=meter)
         self.master, self.path, self.link_path = open_packet_pty(link)
         self.reader_open = False
         self.iflag = 0

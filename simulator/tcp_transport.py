@@ -24,6 +24,7 @@ from serial.rfc2217 import PortManager
 
 from me162.protocol.line import LineSettings
 from me162.simulator.link import Link
+from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
 
 log = logging.getLogger(__name__)
@@ -111,8 +112,16 @@ class _Connection:
 class TcpMeter:
     """One virtual meter on one TCP port; one client at a time."""
 
-    def __init__(self, options: MeterOptions, port: int, *, rfc2217: bool = False, index: int = 0) -> None:
-        self.served = Served(options, index=index, transport="rfc2217" if rfc2217 else "tcp")
+    def __init__(
+        self,
+        options: MeterOptions,
+        port: int,
+        *,
+        rfc2217: bool = False,
+        index: int = 0,
+        meter: MeterLike | None = None,
+    ) -> None:
+        self.served = Served(options, index=index, transport="rfc2217" if rfc2217 else "tcp", meter=meter)
         self.rfc2217 = rfc2217
         if not rfc2217:
             self.served.link = Link(self.served.meter, parity_bit=options.parity_bit, follow_meter=True)

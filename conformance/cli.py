@@ -1,0 +1,88 @@
+"""``me162-check``: grade an IEC 62056-21 reader against the virtual meter and real captures.
+
+    me162-check --reader DECLARATION [--group G] [--case ID] [--speed N] [--seed S] [--bundle DIR]
+    me162-check --list
+
+Prints a verdict table; exit 0 when no applicable case fails, 1 when one does, 2 on a bad
+declaration or option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from me162.conformance.cases import Case, catalogue
+from me162.conformance.declaration import load_declaration
+from me162.conformance.report import write_bundle
+from me162.conformance.run import GROUPS, run_suite, select
+from me162.conformance.suite import Result, Verdict
+from me162.protocol.errors import Me162Error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="me162-check",
+        description="Grade an IEC 62056-21 meter reader against the virtual meter and real captures.",
+    )
+    p.add_argument("--reader", type=Path, help="the reader's declaration (TOML); see docs/conformance.md")
+    p.add_argument("--group", action="append", help=f"run only this group (repeatable): {', '.join(GROUPS)}")
+    p.add_argument("--case", action="append", help="run only this case (repeatable), e.g. FRAME-01")
+    p.add_argument("--speed", type=float, default=20.0, help="time scale (default 20; 1 = real time)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the virtual meters (default 0)")
+    p.add_argument(
+        "--bundle", type=Path, help="write the results bundle (reports, JUnit, captures, hashes) here"
+    )
+    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s", stream=sys.stderr
+    )
+    if args.list:
+        for c in catalogue():
+            print(f"{c.id:11} {c.title} — {c.purpose}")
+        return 0
+    if args.reader is None:
+        print("me162-check: --reader DECLARATION is required (see docs/conformance.md)", file=sys.stderr)
+        return 2
+    if args.speed <= 0:
+        print("me162-check: --speed must be positive", file=sys.stderr)
+        return 2
+    try:
+        decl = load_declaration(args.reader)
+        cases = select(catalogue(), groups=args.group, ids=args.case)
+    except Me162Error as e:
+        print(f"me162-check: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"grading {decl.name} on {len(cases)} case(s) at {args.speed:g}x speed (seed {args.seed})",
+        file=sys.stderr,
+    )
+    start = time.monotonic()
+
+    def show(case: Case, r: Result) -> None:
+        print(f"{r.case_id:11} {r.verdict.value:14} {r.reason}", flush=True)
+
+    results = run_suite(decl, cases, speed=args.speed, seed=args.seed, bundle=args.bundle, progress=show)
+    elapsed = time.monotonic() - start
+    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    print(
+        f"\n{counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, {counts[Verdict.INCONCLUSIVE]} inconclusive, "
+        f"{counts[Verdict.NOT_APPLICABLE]} not applicable in {elapsed:.1f} s"
+    )
+    if args.bundle is not None:
+        write_bundle(args.bundle, decl, cases, results, speed=args.speed, seed=args.seed, seconds=elapsed)
+        print(f"results bundle: {args.bundle}", file=sys.stderr)
+    return 1 if counts[Verdict.FAIL] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

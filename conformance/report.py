@@ -1,0 +1,166 @@
+"""The results bundle: report.md, report.html (with a timeline picture of every failing
+exchange), JUnit XML, the capture of every case, the declaration, the seed, SHA-256 sums."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import shutil
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from me162.conformance.cases import Case
+from me162.conformance.declaration import Declaration
+from me162.conformance.suite import Outcome, Result, Verdict
+from me162.simulator.capture_tools import describe
+
+COLOURS = {
+    300: "#7aa6da",
+    600: "#70c0b1",
+    1200: "#b9ca4a",
+    2400: "#e6c547",
+    4800: "#e78c45",
+    9600: "#d54e53",
+    19200: "#c397d8",
+}
+
+
+def timeline_svg(outcome: Outcome, width: int = 960) -> str:
+    """Both directions on a time axis: each message a box as long as it took on the wire,
+    coloured by speed and labelled; the reader's speed changes and the faults as markers."""
+    data = sorted((e for e in outcome.events if e.kind == "data"), key=lambda e: e.t)
+    marks = [e for e in outcome.events if e.kind in ("settings", "fault")]
+    if not data:
+        return "<p>(nothing crossed the line)</p>"
+    t0 = data[0].t
+    t1 = max(e.t + len(e.data) * 10 / (e.baud or 300) for e in data)
+    span = max(t1 - t0, 0.001)
+    left, lane = 70, 46
+    height = 40 + 2 * lane + 40
+
+    def x(t: float) -> float:
+        return left + (t - t0) / span * (width - left - 10)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="monospace" font-size="10">',
+        f'<text x="4" y="{30 + lane / 2}">reader→</text><text x="4" y="{30 + lane * 1.5}">←meter</text>',
+    ]
+    for e in data:
+        y = 20 if e.dir == "r2m" else 20 + lane
+        w = max(2.0, x(e.t + len(e.data) * 10 / (e.baud or 300)) - x(e.t))
+        colour = COLOURS.get(e.baud or 300, "#999")
+        label = html.escape(describe(e.data)[:40])
+        parts.append(
+            f'<rect x="{x(e.t):.1f}" y="{y}" width="{w:.1f}" height="{lane - 8}" fill="{colour}" stroke="#333">'
+            f"<title>t={e.t:.3f} s {e.dir} {e.baud} Bd: {html.escape(e.data[:60].hex(' '))}</title></rect>"
+        )
+        parts.append(f'<text x="{x(e.t) + 2:.1f}" y="{y + 12}">{e.baud}</text>')
+        if w > 60:
+            parts.append(f'<text x="{x(e.t) + 2:.1f}" y="{y + 26}">{label}</text>')
+    for m in marks:
+        colour = "#c00" if m.kind == "fault" else "#060"
+        text = f"speed {m.baud}" if m.kind == "settings" else "fault"
+        parts.append(f'<line x1="{x(m.t):.1f}" y1="14" x2="{x(m.t):.1f}" y2="{20 + 2 * lane}" stroke="{colour}" stroke-dasharray="3,2">'
+                     f"<title>{html.escape(m.detail)}</title></line>")  # fmt: skip
+        parts.append(
+            f'<text x="{x(m.t) + 2:.1f}" y="{30 + 2 * lane + (12 if m.kind == "fault" else 0)}" fill="{colour}">{text}</text>'
+        )
+    parts.append(
+        f'<text x="{left}" y="{height - 4}">t = {t0:.3f} s</text><text x="{width - 110}" y="{height - 4}">t = {t1:.3f} s</text>'
+    )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def write_bundle(
+    bundle: Path,
+    decl: Declaration,
+    cases: list[Case],
+    results: list[Result],
+    *,
+    speed: float,
+    seed: int,
+    seconds: float,
+) -> None:
+    bundle.mkdir(parents=True, exist_ok=True)
+    by_id = {c.id: c for c in cases}
+    counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
+    summary = (
+        f"{counts[Verdict.PASS]} passed, {counts[Verdict.FAIL]} failed, {counts[Verdict.INCONCLUSIVE]} inconclusive, "
+        f"{counts[Verdict.NOT_APPLICABLE]} not applicable"
+    )
+    # Markdown
+    md = [
+        f"# me162 conformance report: {decl.name}",
+        "",
+        f"{summary}; speed {speed:g}x, seed {seed}, {seconds:.1f} s.",
+        "",
+    ]
+    md += ["| case | verdict | title | reason |", "|---|---|---|---|"]
+    for r in results:
+        c = by_id[r.case_id]
+        md.append(f"| {r.case_id} | {r.verdict.value} | {c.title} | {r.reason.replace('|', '/')} |")
+    md += ["", "## Cases", ""]
+    for r in results:
+        c = by_id[r.case_id]
+        md += [
+            f"### {r.case_id} {c.title}: {r.verdict.value}",
+            "",
+            f"- purpose: {c.purpose}",
+            f"- reference: {c.reference}",
+            f"- reason: {r.reason}",
+            "",
+        ]
+    (bundle / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    # HTML
+    rows = []
+    for r in results:
+        c = by_id[r.case_id]
+        cls = r.verdict.value.lower()
+        picture = ""
+        if r.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE) and r.outcome is not None:
+            run = r.outcome.run
+            picture = (
+                f"<details open><summary>exchange</summary>{timeline_svg(r.outcome)}"
+                f"<p>command: <code>{html.escape(' '.join(run.argv))}</code> — exit {run.exit_code}, {run.seconds:.2f} s"
+                f"{' (timed out)' if run.timed_out else ''}</p>"
+                f"<pre>{html.escape(run.stderr[-1500:])}</pre></details>"
+            )
+        rows.append(
+            f'<tr class="{cls}"><td>{r.case_id}</td><td>{r.verdict.value}</td><td><b>{html.escape(c.title)}</b><br>'
+            f"{html.escape(c.purpose)}<br><small>{html.escape(c.reference)}</small></td><td>{html.escape(r.reason)}{picture}</td></tr>"
+        )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>me162 conformance: {html.escape(decl.name)}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td{{border:1px solid #ccc;padding:4px;vertical-align:top}}
+tr.pass td:nth-child(2){{background:#cfc}}tr.fail td:nth-child(2){{background:#fbb}}tr.inconclusive td:nth-child(2){{background:#ffd}}
+tr.not-applicable td:nth-child(2){{background:#eee}}svg{{background:#fafafa;border:1px solid #ddd}}</style></head><body>
+<h1>me162 conformance: {html.escape(decl.name)}</h1><p>{summary}; speed {speed:g}x, seed {seed}, {seconds:.1f} s.</p>
+<table><tr><th>case</th><th>verdict</th><th>case</th><th>reason</th></tr>{"".join(rows)}</table></body></html>"""
+    (bundle / "report.html").write_text(page, encoding="utf-8")
+    # JUnit
+    suite = ET.Element("testsuite", name=f"me162 conformance: {decl.name}", tests=str(len(results)),
+                       failures=str(counts[Verdict.FAIL]), skipped=str(counts[Verdict.NOT_APPLICABLE]),
+                       errors=str(counts[Verdict.INCONCLUSIVE]), time=f"{seconds:.3f}")  # fmt: skip
+    for r in results:
+        c = by_id[r.case_id]
+        tc = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"me162.{c.group}",
+            name=f"{r.case_id} {c.title}",
+            time=f"{r.seconds:.3f}",
+        )
+        if r.verdict is Verdict.FAIL:
+            ET.SubElement(tc, "failure", message=r.reason).text = c.purpose
+        elif r.verdict is Verdict.INCONCLUSIVE:
+            ET.SubElement(tc, "error", message=r.reason)
+        elif r.verdict is Verdict.NOT_APPLICABLE:
+            ET.SubElement(tc, "skipped", message=r.reason)
+    ET.ElementTree(suite).write(bundle / "junit.xml", encoding="utf-8", xml_declaration=True)
+    # the declaration, the seed, the hashes
+    shutil.copyfile(decl.path, bundle / "declaration.toml")
+    (bundle / "seed.json").write_text(json.dumps({"seed": seed, "speed": speed}) + "\n")
+    files = sorted(p for p in bundle.rglob("*") if p.is_file() and p.name != "SHA256SUMS")
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(bundle)}" for p in files]
+    (bundle / "SHA256SUMS").write_text("\n".join(lines) + "\n")

@@ -1,0 +1,286 @@
+"""Running one conformance case: set up the virtual meter, run the reader under test as a
+command against it, keep what the reader reported and what the meter saw on the wire."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from me162.conformance.declaration import Declaration
+from me162.protocol.frames import Identification
+from me162.simulator.link import WireEvent
+from me162.simulator.meter import Meter
+from me162.simulator.profile import load_profile
+from me162.simulator.pty_transport import PtyMeter
+from me162.simulator.session import MeterOptions
+from me162.simulator.tcp_transport import TcpMeter
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE.parent / "fixtures"
+CLOCK = datetime(2026, 6, 21, 12, 0, 0)
+OUTPUT_LIMIT = 1024 * 1024  #: a reader printing more than this is flooding
+CLOCK_VALUE = "<the meter clock>"  #: expected value of a time or date register (it moves)
+
+
+class Verdict(Enum):
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    NOT_APPLICABLE = "NOT-APPLICABLE"
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The stimulus: which meter, which faults, how the reader is asked to read."""
+
+    profile: str = "me162"
+    ident: str | None = None  #: another identification for the profile
+    address: str | None = None  #: the meter's device address (the reader is given it)
+    scenarios: tuple[str, ...] = ()  #: scenario names in fixtures/scenarios or conformance/scenarios
+    chaos: tuple[int, float] | None = None
+    transport: str = "pty"
+    replay: str | None = None  #: a capture in fixtures/captures to replay instead of a profile
+    registers: tuple[str, ...] = ()  #: programming mode: read these
+    password: str | None = None
+    runs: int = 1  #: run the reader this many times in a row against the same meter
+    abandon_session: bool = False  #: the meter starts in programming mode (a session left without B0)
+    max_seconds: float = 120.0  #: protocol seconds a case may take
+
+
+@dataclass
+class Run:
+    argv: list[str]
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+    timed_out: bool = False
+    flooded: bool = False
+    crashed: str = ""
+
+    @property
+    def json(self) -> dict[str, Any] | None:
+        try:
+            doc = json.loads(self.stdout)
+        except (json.JSONDecodeError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass
+class Outcome:
+    """Everything grading looks at."""
+
+    runs: list[Run]
+    events: list[WireEvent]
+    meter: Any
+    declaration: Declaration
+    setup: Setup
+    expected_readout: dict[str, str] = field(default_factory=dict)
+    expected_registers: dict[str, str] = field(default_factory=dict)
+    capture_paths: list[Path] = field(default_factory=list)
+
+    @property
+    def run(self) -> Run:
+        return self.runs[-1]
+
+    def data(self, direction: str) -> list[WireEvent]:
+        return sorted((e for e in self.events if e.kind == "data" and e.dir == direction), key=lambda e: e.t)
+
+    def meter_notes(self, prefix: str) -> list[WireEvent]:
+        return [e for e in self.events if e.kind == "meter" and e.detail.startswith(prefix)]
+
+    def faults(self) -> list[WireEvent]:
+        return [e for e in self.events if e.kind == "fault"]
+
+    def reported_readout(self, run: Run | None = None) -> dict[str, str] | None:
+        doc = (run or self.run).json
+        if doc is None or not isinstance(doc.get("data_sets"), list):
+            return None
+        out = {}
+        for ds in doc["data_sets"]:
+            values = ds.get("values") or []
+            text = ")(".join(v.get("value", "") + (f"*{v['unit']}" if v.get("unit") else "") for v in values)
+            out[ds.get("address") or f"(line {ds.get('line')})"] = text
+        return out
+
+    def reported_registers(self, run: Run | None = None) -> dict[str, dict[str, Any]] | None:
+        doc = (run or self.run).json
+        regs = None if doc is None else doc.get("registers")
+        return regs if isinstance(regs, dict) else None
+
+    def reported_ident(self, run: Run | None = None) -> str | None:
+        doc = (run or self.run).json
+        ident = None if doc is None else doc.get("identification")
+        return ident.get("raw") if isinstance(ident, dict) else None
+
+
+@dataclass
+class Result:
+    case_id: str
+    verdict: Verdict
+    reason: str
+    seconds: float = 0.0
+    outcome: Outcome | None = None
+
+
+def resolve_scenario(name: str) -> Path:
+    for folder in (HERE / "scenarios", FIXTURES / "scenarios"):
+        p = folder / f"{name}.yaml"
+        if p.exists():
+            return p
+    raise FileNotFoundError(f"no scenario called {name}")
+
+
+def resolve_profile(name: str) -> str:
+    p = HERE / "profiles" / f"{name}.yaml"
+    return str(p) if p.exists() else name
+
+
+def build_meter(setup: Setup, seed: int) -> Meter | None:
+    if setup.replay is not None:
+        return None
+    profile = load_profile(resolve_profile(setup.profile))
+    if setup.ident is not None:
+        profile = replace(profile, identification=Identification.from_line(setup.ident))
+    if setup.address is not None:
+        profile = replace(profile, address=setup.address)
+    meter = Meter(profile, seed=seed, clock_start=CLOCK, moving=False)
+    if setup.abandon_session:
+        meter._enter_programming(profile.max_baud)  # a reader left it in programming mode
+        meter.outbox.clear()
+    return meter
+
+
+def expected_values(setup: Setup, seed: int) -> tuple[dict[str, str], dict[str, str]]:
+    """What a correct reader reports: the meter's readout and registers (frozen registers)."""
+    if setup.replay is not None:
+        doc = json.loads((FIXTURES / "captures" / f"{setup.replay}.expected.json").read_text())
+        return dict(doc["data_sets"]), dict(doc.get("registers", {}))
+    meter = build_meter(replace(setup, abandon_session=False), seed)
+    assert meter is not None
+    from me162.protocol.datablock import parse_data_block
+
+    block = parse_data_block(meter.readout_block())
+    readout = {ds.address or "": ")(".join(v.to_text()[1:-1] for v in ds.values) for _, ds in block.data_sets}
+    for addr, spec in meter.profile.registers.items():
+        if spec.source in ("time", "date") and addr in readout:
+            readout[addr] = CLOCK_VALUE  # the meter's clock moves: any value will do
+    regs = {}
+    for reg in setup.registers:
+        found = meter._lookup(reg)
+        if found is not None and found.source not in ("time", "date"):
+            regs[reg] = meter.value_text(found)[1:-1]
+    return readout, regs
+
+
+def run_command(argv: list[str], timeout: float) -> Run:
+    """Run the reader: an argument list (never a shell), in its own process group, with a
+    timeout; a reader that hangs is killed, one that floods stdout is cut off."""
+    start = time.monotonic()
+    if argv and os.sep not in argv[0] and shutil.which(argv[0]) is None:
+        beside = Path(sys.executable).parent / argv[0]  # a tool installed in this environment
+        if beside.exists():
+            argv = [str(beside), *argv[1:]]
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as e:
+        return Run(argv, None, "", "", 0.0, crashed=f"cannot start the reader: {e}")
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    flooded = len(out) > OUTPUT_LIMIT
+    return Run(
+        argv,
+        None if timed_out else proc.returncode,
+        out[:OUTPUT_LIMIT].decode("utf-8", "replace"),
+        err[-20000:].decode("utf-8", "replace"),
+        time.monotonic() - start,
+        timed_out,
+        flooded,
+    )
+
+
+def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record: Path | None) -> Outcome:
+    """Serve the meter, run the reader (``setup.runs`` times), and collect everything."""
+    meter_speed = speed if decl.scales_time else 1.0
+    scenarios = [resolve_scenario(s) for s in setup.scenarios]
+    options = MeterOptions(
+        speed=meter_speed,
+        seed=seed,
+        clock_start=CLOCK,
+        moving=False,
+        record=record,
+        scenarios=scenarios,
+        chaos=setup.chaos,
+        replay=FIXTURES / "captures" / f"{setup.replay}.capture.jsonl" if setup.replay else None,
+        parity_bit=setup.transport == "tcp-parity",
+    )
+    meter = build_meter(setup, seed)
+    server: PtyMeter | TcpMeter
+    if setup.transport == "pty":
+        server = PtyMeter(options, meter=meter)
+        port = server.path
+    else:
+        server = TcpMeter(options, 0, rfc2217=setup.transport == "rfc2217", meter=meter)
+        port = server.url
+    runs: list[Run] = []
+    with server:
+        time.sleep(0.05)
+        for _ in range(setup.runs):
+            argv = decl.argv(
+                port=port,
+                speed=meter_speed,
+                registers=list(setup.registers) or None,
+                password=setup.password,
+                address=setup.address or "",
+            )
+            runs.append(run_command(argv, decl.timeout))
+            time.sleep(0.3 / meter_speed + 0.02)  # let the last bytes reach the meter
+        served = server.served
+        served.link.advance(served.now())
+    readout, regs = expected_values(setup, seed)
+    return Outcome(
+        runs=runs,
+        events=list(served.link.events),
+        meter=served.meter,
+        declaration=decl,
+        setup=setup,
+        expected_readout=readout,
+        expected_registers=regs,
+        capture_paths=list(served.recorder.paths) if served.recorder else [],
+    )
+
+
+Grader = Callable[[Outcome], tuple[Verdict, str]]
+Applies = Callable[[Declaration], str | None]
