@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PACKAGES)
-	$(BIN)/mypy tests bench tools
+	$(BIN)/mypy tests bench tools conformance/adapters
 
 pytest: $(STAMP)
 	$(BIN)/pytest

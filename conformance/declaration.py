@@ -7,6 +7,7 @@ shell.
 
 from __future__ import annotations
 
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 from me162.protocol.errors import ConfigError
 
-PLACEHOLDERS = {"port", "speed", "registers", "password", "address", "here"}
+PLACEHOLDERS = {"port", "speed", "registers", "password", "address", "here", "python"}
 MODES = {"A", "B", "C", "D"}
 TRANSPORTS = {"pty", "tcp-parity", "rfc2217"}
 
@@ -59,6 +60,7 @@ class Declaration:
             "password": password or "",
             "address": address,
             "here": str(self.here),
+            "python": sys.executable,
         }
         out = []
         for arg in template:

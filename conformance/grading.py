@@ -107,7 +107,7 @@ def refused_or_reread(o: Outcome, what: str) -> V:
     if fault is None:
         return Verdict.INCONCLUSIVE, "the fault never fired (the reader never got that far)"
     if o.run.exit_code != 0:
-        return Verdict.PASS, f"refused the {what} (exit {o.run.exit_code})"
+        return Verdict.PASS, f"refused a readout with {what} (exit {o.run.exit_code})"
     later = [e for e in readouts_sent(o) if e.t > fault.t + EPS]
     if not later:
         return (
@@ -115,7 +115,9 @@ def refused_or_reread(o: Outcome, what: str) -> V:
             f"accepted a readout with {what} (the simulator spoiled it at t={fault.t:.3f}: {fault.detail[:80]})",
         )
     verdict, reason = read_correctly(o)
-    return verdict, (f"read again after the {what}; " + reason) if verdict is Verdict.PASS else reason
+    return verdict, (
+        f"read again after a readout with {what}; " + reason
+    ) if verdict is Verdict.PASS else reason
 
 
 def fail_cleanly_or_read(o: Outcome) -> V:

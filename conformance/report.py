@@ -158,6 +158,24 @@ tr.not-applicable td:nth-child(2){{background:#eee}}svg{{background:#fafafa;bord
         elif r.verdict is Verdict.NOT_APPLICABLE:
             ET.SubElement(tc, "skipped", message=r.reason)
     ET.ElementTree(suite).write(bundle / "junit.xml", encoding="utf-8", xml_declaration=True)
+    # machine-readable results
+    results_doc = {
+        "reader": decl.name,
+        "speed": speed,
+        "seed": seed,
+        "seconds": round(seconds, 1),
+        "results": [
+            {
+                "case": r.case_id,
+                "group": by_id[r.case_id].group,
+                "verdict": r.verdict.value,
+                "reason": r.reason,
+                "seconds": round(r.seconds, 2),
+            }
+            for r in results
+        ],
+    }
+    (bundle / "results.json").write_text(json.dumps(results_doc, indent=1) + "\n", encoding="utf-8")
     # the declaration, the seed, the hashes
     shutil.copyfile(decl.path, bundle / "declaration.toml")
     (bundle / "seed.json").write_text(json.dumps({"seed": seed, "speed": speed}) + "\n")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from me162.conformance.cases import Case, catalogue
 from me162.conformance.declaration import Declaration
+from me162.conformance.grading import ran
 from me162.conformance.suite import Result, Verdict, execute
 from me162.protocol.errors import ConfigError, Me162Error
 
@@ -65,7 +66,13 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
     try:
         outcome = execute(case.setup, decl, speed=speed, seed=seed, record=record)
         crashed = next((r.crashed for r in outcome.runs if r.crashed), "")
-        verdict, reason = (Verdict.INCONCLUSIVE, crashed) if crashed else case.grade(outcome)
+        stuck = next((ran(outcome, r) for r in outcome.runs if r.timed_out or r.flooded), None)
+        if crashed:
+            verdict, reason = Verdict.INCONCLUSIVE, crashed
+        elif stuck is not None:  # a hang or a flood fails whatever the case looks at
+            verdict, reason = stuck
+        else:
+            verdict, reason = case.grade(outcome)
     except (Me162Error, OSError) as e:
         return Result(
             case.id, Verdict.INCONCLUSIVE, f"the suite could not run this case: {e}", time.monotonic() - start

@@ -67,7 +67,7 @@ def test_cli_programming_mode_on_a_pty() -> None:
 
 
 def test_cli_register_error_exit_code_and_table() -> None:
-    p = cli("me162://?profile=me162&frozen=1", "--speed", "50", "--registers", "1.8.0,16.7.0")
+    p = cli("me162://?profile=me162&frozen=1", "--speed", "20", "--registers", "1.8.0,16.7.0")
     assert p.returncode == 8
     assert "16.7.0  ERROR ERROR" in p.stdout and "could not read 16.7.0" in p.stderr
 
@@ -154,12 +154,12 @@ def test_loop_survives_a_port_that_goes_away_and_comes_back(tmp_path: Path) -> N
 
 
 def test_progress_is_not_printed_when_not_a_terminal() -> None:
-    p = cli("me162://?profile=me162", "--speed", "50", "--baud", "300")
+    p = cli("me162://?profile=me162", "--speed", "20", "--baud", "300")
     assert p.returncode == 0 and "receiving readout" not in p.stderr
 
 
 def test_verbose_shows_the_wire_traffic() -> None:
-    p = cli("me162://?profile=me162", "--speed", "50", "--verbose")
+    p = cli("me162://?profile=me162", "--speed", "20", "--verbose")
     assert p.returncode == 0
     assert ">>   300 2f 3f 21 0d 0a" in p.stderr and "-- speed 9600" in p.stderr
 

@@ -39,7 +39,7 @@ def test_the_simulator_records_every_session(tmp_path: Path) -> None:
 def test_the_reader_records_and_never_writes_the_password(tmp_path: Path) -> None:
     out = tmp_path / "read.capture.jsonl"
     res = read_once(
-        PortOptions("me162://?profile=mt174&frozen=1", time_scale=50),
+        PortOptions("me162://?profile=mt174&frozen=1", time_scale=20),
         ReaderConfig(registers=("1.8.0",), password="00000000"),
         record=out,
     )

@@ -1,0 +1,71 @@
+"""A deliberately broken reader, to show that the conformance cases can fail.
+
+    python broken_reader.py PORT SPEED --fault accept-bad-bcc|switch-early|no-b0|retry-forever|misparse-ident
+                            [--registers 1.8.0,2.8.0]
+
+It is the reference reader's session with one thing done wrong, printing the same JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Generator
+from typing import Any
+
+from me162.reader import driver
+from me162.reader.cli import result_json
+from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSpeed
+
+
+class Broken(ReaderSession):
+    fault = ""
+
+    def _switch(self, baud: int, extra: float = 0.0) -> Generator[Any, Any, None]:
+        if self.fault == "switch-early" and baud != self.baud:
+            event = yield SetSpeed(baud, self.now)  # no wait for the ACK to leave the wire
+            self._absorb(event)
+            self.baud = baud
+            self.result.speeds.append(baud)
+            return
+        yield from super()._switch(baud, extra)
+
+    def _send(self, data: bytes) -> Generator[Any, Any, None]:
+        if self.fault == "no-b0" and data == b"\x01B0\x03q":
+            return
+        yield from super()._send(data)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("port")
+    p.add_argument("speed", type=float)
+    p.add_argument("--fault", required=True)
+    p.add_argument("--registers", default="")
+    args = p.parse_args()
+    Broken.fault = args.fault
+    driver.ReaderSession = Broken  # type: ignore[attr-defined]
+    regs = tuple(r for r in args.registers.split(",") if r)
+    config = ReaderConfig(registers=regs, verify_bcc=args.fault != "accept-bad-bcc")
+    retries = 2
+    if args.fault == "retry-forever":
+        config.retries = 10**6
+        retries = 10**6
+        config.first_timeout = 0.5
+    opts = driver.PortOptions(args.port, time_scale=args.speed)
+    try:
+        res = driver.read_once(opts, config, retries=retries)
+    except ReaderError as e:
+        print(e, file=sys.stderr)
+        return 3
+    doc = result_json(res, args.port)
+    if args.fault == "misparse-ident" and doc.get("identification"):
+        raw = doc["identification"]["raw"]
+        doc["identification"]["raw"] = raw[:5] + raw[6:]  # drops the character after Z, as pwitab does
+    print(json.dumps(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Maintainer tool: a Markdown verdict table from results bundles (results.json), per group
+and per case, for the README and docs/conformance-results.md.
+
+    python tools/verdict_table.py BUNDLE [BUNDLE...]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+GROUPS = ("LINE", "FRAME", "SESSION", "PROG", "DATA", "ROBUST", "REPLAY")
+SHORT = {"PASS": "PASS", "FAIL": "FAIL", "INCONCLUSIVE": "INC", "NOT-APPLICABLE": "n/a"}
+
+
+def main() -> None:
+    docs = [json.loads((Path(b) / "results.json").read_text()) for b in sys.argv[1:]]
+    print("| group | " + " | ".join(d["reader"] for d in docs) + " |")
+    print("|---|" + "---|" * len(docs))
+    for g in (*GROUPS, "all"):
+        cells = []
+        for d in docs:
+            rs = [r for r in d["results"] if g == "all" or r["group"] == g]
+            counts = {v: sum(1 for r in rs if r["verdict"] == v) for v in SHORT}
+            cells.append(f"{counts['PASS']} pass, {counts['FAIL']} fail" + (f", {counts['NOT-APPLICABLE']} n/a" if counts["NOT-APPLICABLE"] else "")
+                         + (f", {counts['INCONCLUSIVE']} inconclusive" if counts["INCONCLUSIVE"] else ""))  # fmt: skip
+        print(f"| {g} | " + " | ".join(cells) + " |")
+    print("| time | " + " | ".join(f"{d['seconds']} s at {d['speed']:g}x" for d in docs) + " |")
+    print()
+    print("| case | " + " | ".join(d["reader"] for d in docs) + " |")
+    print("|---|" + "---|" * len(docs))
+    by_case = [{r["case"]: r for r in d["results"]} for d in docs]
+    for case in by_case[0]:
+        cells = []
+        for m in by_case:
+            r = m.get(case)
+            cells.append(
+                ""
+                if r is None
+                else (
+                    SHORT[r["verdict"]]
+                    + ("" if r["verdict"] == "PASS" else f": {r['reason'][:90]}").replace("|", "/")
+                )
+            )
+        print(f"| {case} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
