@@ -24,13 +24,13 @@ import logging
 import os
 import select
 import termios
-import threading
 import time
 import tty
 from pathlib import Path
 
 from me162.protocol.errors import ConfigError
 from me162.protocol.line import LineSettings
+from me162.simulator.background import Background
 from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
 
@@ -119,7 +119,7 @@ def slave_speed(master: int) -> int:
     return _SPEEDS.get(termios.tcgetattr(master)[5], 0)
 
 
-class PtyMeter:
+class PtyMeter(Background):
     """One virtual meter served on one pty, in a thread of its own."""
 
     def __init__(
@@ -135,34 +135,20 @@ class PtyMeter:
         self.reader_open = False
         self.iflag = 0
         self.port_reports: list[str] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        self.thread_name = f"me162-pty-{self.path}"
 
     @property
     def device(self) -> str:
         return str(self.link_path or self.path)
 
-    def start(self) -> PtyMeter:
-        self._thread = threading.Thread(target=self.run, name=f"me162-pty-{self.path}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.master)
         self.served.close()
         if self.link_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.link_path.unlink()
-
-    def __enter__(self) -> PtyMeter:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- the loop -----------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ import errno
 import logging
 import os
 import select
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,12 +19,13 @@ from pathlib import Path
 import serial
 
 from me162.protocol.capture import CaptureWriter, new_header
+from me162.simulator.background import Background
 from me162.simulator.pty_transport import TIOCPKT_DATA, TIOCPKT_IOCTL, open_packet_pty, slave_speed
 
 log = logging.getLogger(__name__)
 
 
-class Tap:
+class Tap(Background):
     def __init__(self, device: str, record: Path, *, link: Path | None = None) -> None:
         try:
             self.port = serial.serial_for_url(device, baudrate=300, bytesize=7, parity="E", timeout=0)
@@ -45,8 +45,8 @@ class Tap:
         self.t0 = time.monotonic()
         self.baud = 300
         self.reader_open = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        self.thread_name = "me162-tap"
 
     @property
     def tty(self) -> str:
@@ -55,15 +55,7 @@ class Tap:
     def now(self) -> float:
         return time.monotonic() - self.t0
 
-    def start(self) -> Tap:
-        self._thread = threading.Thread(target=self.run, name="me162-tap", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def close(self) -> None:
         self.writer.close()
         self.port.close()
         with contextlib.suppress(OSError):
@@ -71,12 +63,6 @@ class Tap:
         if self.link_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.link_path.unlink()
-
-    def __enter__(self) -> Tap:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def run(self) -> None:
         poller = select.poll()

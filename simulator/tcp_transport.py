@@ -16,13 +16,13 @@ import contextlib
 import logging
 import select
 import socket
-import threading
 from typing import Any, cast
 
 import serial
 from serial.rfc2217 import PortManager
 
 from me162.protocol.line import LineSettings
+from me162.simulator.background import Background
 from me162.simulator.link import Link
 from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
@@ -109,7 +109,7 @@ class _Connection:
             self.sock.sendall(data)
 
 
-class TcpMeter:
+class TcpMeter(Background):
     """One virtual meter on one TCP port; one client at a time."""
 
     def __init__(
@@ -130,31 +130,17 @@ class TcpMeter:
         self.port = self.server.getsockname()[1]
         self.client: socket.socket | None = None
         self.manager: Any = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
+        self.thread_name = f"me162-tcp-{self.port}"
 
     @property
     def url(self) -> str:
         return f"{'rfc2217' if self.rfc2217 else 'socket'}://127.0.0.1:{self.port}"
 
-    def start(self) -> TcpMeter:
-        self._thread = threading.Thread(target=self.run, name=f"me162-tcp-{self.port}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+    def close(self) -> None:
         self._drop_client()
         self.server.close()
         self.served.close()
-
-    def __enter__(self) -> TcpMeter:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _drop_client(self) -> None:
         if self.client is not None:
