@@ -14,6 +14,7 @@ from me162.conformance.cases import Case
 from me162.conformance.declaration import Declaration
 from me162.conformance.suite import Outcome, Result, Verdict
 from me162.simulator.capture_tools import describe
+from me162.simulator.link import WireEvent
 
 COLOURS = {
     300: "#7aa6da",
@@ -26,18 +27,30 @@ COLOURS = {
 }
 
 
-def timeline_svg(outcome: Outcome, width: int = 960) -> str:
+def timeline_svg(outcome: Outcome, width: int = 960, window: tuple[float, float] | None = None) -> str:
     """Both directions on a time axis: each message a box as long as it took on the wire,
-    coloured by speed and labelled; the reader's speed changes and the faults as markers."""
-    data = sorted((e for e in outcome.events if e.kind == "data"), key=lambda e: e.t)
-    marks = [e for e in outcome.events if e.kind in ("settings", "fault")]
+    coloured by speed and labelled; the reader's speed changes and the faults as markers.
+    ``window`` limits the picture to (from, to) seconds."""
+
+    def duration(e: WireEvent) -> float:
+        return len(e.data) * 10 / (e.baud or 300)
+
+    def inside(t: float, dur: float = 0.0) -> bool:
+        return window is None or (t + dur >= window[0] and t <= window[1])
+
+    data = sorted(
+        (e for e in outcome.events if e.kind == "data" and inside(e.t, duration(e))), key=lambda e: e.t
+    )
+    marks = sorted(
+        (e for e in outcome.events if e.kind in ("settings", "fault") and inside(e.t)), key=lambda e: e.t
+    )
     if not data:
         return "<p>(nothing crossed the line)</p>"
-    t0 = data[0].t
-    t1 = max(e.t + len(e.data) * 10 / (e.baud or 300) for e in data)
+    t0 = data[0].t if window is None else window[0]
+    t1 = max(e.t + duration(e) for e in data) if window is None else window[1]
     span = max(t1 - t0, 0.001)
     left, lane = 70, 46
-    height = 40 + 2 * lane + 40
+    height = 40 + 2 * lane + 52
 
     def x(t: float) -> float:
         return left + (t - t0) / span * (width - left - 10)
@@ -48,29 +61,49 @@ def timeline_svg(outcome: Outcome, width: int = 960) -> str:
     ]
     for e in data:
         y = 20 if e.dir == "r2m" else 20 + lane
-        w = max(2.0, x(e.t + len(e.data) * 10 / (e.baud or 300)) - x(e.t))
+        start = max(x(e.t), left)
+        w = max(2.0, min(x(e.t + duration(e)), width - 10) - start)
         colour = COLOURS.get(e.baud or 300, "#999")
-        label = html.escape(describe(e.data)[:40])
         parts.append(
-            f'<rect x="{x(e.t):.1f}" y="{y}" width="{w:.1f}" height="{lane - 8}" fill="{colour}" stroke="#333">'
+            f'<rect x="{start:.1f}" y="{y}" width="{w:.1f}" height="{lane - 8}" fill="{colour}" stroke="#333">'
             f"<title>t={e.t:.3f} s {e.dir} {e.baud} Bd: {html.escape(e.data[:60].hex(' '))}</title></rect>"
         )
-        parts.append(f'<text x="{x(e.t) + 2:.1f}" y="{y + 12}">{e.baud}</text>')
+        if w > 26:
+            parts.append(f'<text x="{start + 2:.1f}" y="{y + 12}">{e.baud}</text>')
         if w > 60:
-            parts.append(f'<text x="{x(e.t) + 2:.1f}" y="{y + 26}">{label}</text>')
+            label = html.escape(describe(e.data)[: int(w / 6.5)])
+            parts.append(f'<text x="{start + 2:.1f}" y="{y + 26}">{label}</text>')
+    last, row = -1e9, 0
     for m in marks:
         colour = "#c00" if m.kind == "fault" else "#060"
         text = f"speed {m.baud}" if m.kind == "settings" else "fault"
-        parts.append(f'<line x1="{x(m.t):.1f}" y1="14" x2="{x(m.t):.1f}" y2="{20 + 2 * lane}" stroke="{colour}" stroke-dasharray="3,2">'
-                     f"<title>{html.escape(m.detail)}</title></line>")  # fmt: skip
+        row = row + 1 if x(m.t) - last < 80 else 0  # stagger labels that would overlap
+        last = x(m.t)
         parts.append(
-            f'<text x="{x(m.t) + 2:.1f}" y="{30 + 2 * lane + (12 if m.kind == "fault" else 0)}" fill="{colour}">{text}</text>'
+            f'<line x1="{x(m.t):.1f}" y1="14" x2="{x(m.t):.1f}" y2="{20 + 2 * lane}" stroke="{colour}" '
+            f'stroke-dasharray="3,2"><title>{html.escape(m.detail)}</title></line>'
+        )
+        parts.append(
+            f'<text x="{x(m.t) + 2:.1f}" y="{30 + 2 * lane + 12 * (row % 3)}" fill="{colour}">{text}</text>'
         )
     parts.append(
         f'<text x="{left}" y="{height - 4}">t = {t0:.3f} s</text><text x="{width - 110}" y="{height - 4}">t = {t1:.3f} s</text>'
     )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def exchange_pictures(outcome: Outcome) -> str:
+    """The whole exchange, and a close-up around the first option select when there is one."""
+    acks = [
+        e
+        for e in outcome.events
+        if e.kind == "data" and e.dir == "r2m" and e.data[:1] == b"\x06" and len(e.data) == 6
+    ]
+    out = timeline_svg(outcome)
+    if acks:
+        out += f"<p>around the first option select:</p>{timeline_svg(outcome, window=(acks[0].t - 0.6, acks[0].t + 1.4))}"
+    return out
 
 
 def write_bundle(
@@ -122,7 +155,7 @@ def write_bundle(
         if r.verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE) and r.outcome is not None:
             run = r.outcome.run
             picture = (
-                f"<details open><summary>exchange</summary>{timeline_svg(r.outcome)}"
+                f"<details open><summary>exchange</summary>{exchange_pictures(r.outcome)}"
                 f"<p>command: <code>{html.escape(' '.join(run.argv))}</code> — exit {run.exit_code}, {run.seconds:.2f} s"
                 f"{' (timed out)' if run.timed_out else ''}</p>"
                 f"<pre>{html.escape(run.stderr[-1500:])}</pre></details>"
