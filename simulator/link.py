@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from me162.protocol.line import LineSettings, even_parity_bit
+from me162.protocol.line import LineSettings
 from me162.simulator.meter import MeterLike, Transmit
 from me162.simulator.uart import Frame, RxChar, decode_bits, receive
 
@@ -182,9 +182,6 @@ class Link:
         del self._to_reader[:n]
         return out
 
-    def reader_pending(self) -> list[tuple[float, int]]:
-        return list(self._to_reader)
-
     # --- time -------------------------------------------------------------------------------
 
     def next_event(self) -> float | None:
@@ -272,8 +269,3 @@ class Link:
             self.events.append(event)
         if event.kind == "data":
             log.debug("%9.3f %s %5s %s", event.t, event.dir, event.baud, event.data.hex(" "))
-
-
-def parity_encode(data: bytes) -> bytes:
-    """7E1 as an 8N1 receiver sees it: parity in bit 7."""
-    return bytes((b & 0x7F) | (even_parity_bit(b) << 7) for b in data)

@@ -401,7 +401,7 @@ class Meter:
         elif len(data) > 300:
             rx.clear()
             self._event("nak", "command longer than 300 bytes")
-            self._reply_control(NAK, "nak")
+            self._reply(NAK, "nak")
 
     def _ack_received(self) -> None:
         self._touch()
@@ -421,9 +421,6 @@ class Meter:
         self._event("repeat", f"NAK: repeating the last {last.kind}")
         self._send(self.now + self._reaction("reply"), last.data, self.session_baud, last.kind)
 
-    def _reply_control(self, data: bytes, kind: str) -> None:
-        self._send(self.now + self._reaction("reply"), data, self.session_baud, kind)
-
     def _reply(self, data: bytes, kind: str = "reply") -> None:
         self._send(self.now + self._reaction("reply"), data, self.session_baud, kind)
 
@@ -432,29 +429,29 @@ class Meter:
         if self._spoil_next:
             self._spoil_next = False
             self._event("nak", "command after a stray ACK (quirk)")
-            self._reply_control(NAK, "nak")
+            self._reply(NAK, "nak")
             return
         if error:
             self._event("nak", "parity or framing error in the command")
-            self._reply_control(NAK, "nak")
+            self._reply(NAK, "nak")
             return
         body = data[1:-1]
         if (data[-1] & 0x7F) != xor7(body):
             self._event("nak", f"BCC error in {data!r}")
-            self._reply_control(NAK, "nak")
+            self._reply(NAK, "nak")
             return
         try:
             cmd = Command.from_bytes(data, verify_bcc=False)
         except ProtocolError as e:
             self._event("nak", f"syntax error: {e}")
-            self._reply_control(NAK, "nak")
+            self._reply(NAK, "nak")
             return
         self._pending_blocks = []
         self.last_command = cmd
         self._event("command", f"{cmd.name} {cmd.address}".strip())
         if cmd.command == "B":
             if cmd.type == "1":
-                self._reply_control(ACK, "ack")
+                self._reply(ACK, "ack")
             self._event("break", f"B{cmd.type}: back to 300 Bd")
             self._go_idle()
         elif cmd.command == "P":
@@ -467,7 +464,7 @@ class Meter:
             self._error()
         else:
             self._event("nak", f"unknown command {cmd.name}")
-            self._reply_control(NAK, "nak")
+            self._reply(NAK, "nak")
 
     def _error(self) -> None:
         self._reply(ErrorMessage(self.profile.error_text).to_bytes(), "error")
@@ -479,7 +476,7 @@ class Meter:
         expected = self.profile.password
         if expected is None or cmd.value == expected:
             self._authorized = True
-            self._reply_control(ACK, "ack")
+            self._reply(ACK, "ack")
             return
         self._event("password", "wrong password: meter sends B0 and ends the session")
         self._reply(Command.break_().to_bytes(), "break")
@@ -541,11 +538,11 @@ class Meter:
         answer = self.profile.write
         spec = self._lookup(cmd.address)
         if answer == "nak":
-            self._reply_control(NAK, "nak")
+            self._reply(NAK, "nak")
         elif answer == "ack" and spec is not None and cmd.type == "1":
             unit = f"*{spec.unit}" if spec.unit else ""
             self._written[spec.address] = f"({cmd.value}{unit})" if "*" not in cmd.value else f"({cmd.value})"
-            self._reply_control(ACK, "ack")
+            self._reply(ACK, "ack")
         else:
             self._error()
 

@@ -18,7 +18,6 @@ import select
 import socket
 from typing import Any, cast
 
-import serial
 from serial.rfc2217 import PortManager
 
 from me162.protocol.line import LineSettings
@@ -163,8 +162,7 @@ class TcpMeter(Background):
             if out and self.client is not None:
                 if self.rfc2217 and self.manager is not None:
                     out = b"".join(self.manager.escape(out))
-                elif s.link.parity_bit:
-                    pass  # the 8N1 receiver model already put the parity bit into bit 7
+                # (with --parity-bit the 8N1 receiver model has already put the parity into bit 7)
                 try:
                     self.client.sendall(out)
                 except OSError:
@@ -206,8 +204,3 @@ class TcpMeter(Background):
             data = b"".join(self.manager.filter(data))
         if data:
             self.served.reader_wrote(data)
-
-
-def open_url(meter: TcpMeter, **kwargs: Any) -> serial.SerialBase:
-    """A pyserial client for ``meter`` (for tests and examples)."""
-    return serial.serial_for_url(meter.url, **kwargs)
