@@ -77,6 +77,10 @@ def test_the_reference_reader_passes_every_applicable_case_of_each_group(tmp_pat
         ("no-b0", "PROG-02", True),
         ("retry-forever", "ROBUST-01", False),
         ("misparse-ident", "SESSION-01", False),
+        ("ack-at-new-speed", "LINE-04", False),
+        ("no-retry", "PROG-03", True),
+        ("wrong-values", "DATA-01", False),
+        ("wrong-values", "REPLAY-01", False),
     ],
 )
 def test_a_broken_reader_fails_the_case_meant_to_catch_it(

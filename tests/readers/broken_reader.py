@@ -1,6 +1,7 @@
 """A deliberately broken reader, to show that the conformance cases can fail.
 
-    python broken_reader.py PORT SPEED --fault accept-bad-bcc|switch-early|no-b0|retry-forever|misparse-ident
+    python broken_reader.py PORT SPEED --fault accept-bad-bcc|switch-early|no-b0|retry-forever|misparse-ident|
+                                               ack-at-new-speed|no-retry|wrong-values
                             [--registers 1.8.0,2.8.0]
 
 It is the reference reader's session with one thing done wrong, printing the same JSON.
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
+from me162.protocol.line import MODE_C_BAUDS
 from me162.reader import driver
 from me162.reader.cli import result_json
 from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSpeed
@@ -34,6 +36,11 @@ class Broken(ReaderSession):
     def _send(self, data: bytes) -> Generator[Any, Any, None]:
         if self.fault == "no-b0" and data == b"\x01B0\x03q":
             return
+        if self.fault == "ack-at-new-speed" and data[:1] == b"\x06" and len(data) == 6:
+            baud = MODE_C_BAUDS.get(chr(data[2]), 300)
+            event = yield SetSpeed(baud, self.now)  # the new speed before the ACK (vzlogger PR 109)
+            self._absorb(event)
+            self.baud = baud
         yield from super()._send(data)
 
 
@@ -48,7 +55,9 @@ def main() -> int:
     driver.ReaderSession = Broken  # type: ignore[attr-defined]
     regs = tuple(r for r in args.registers.split(",") if r)
     config = ReaderConfig(registers=regs, verify_bcc=args.fault != "accept-bad-bcc")
-    retries = 2
+    if args.fault == "no-retry":
+        config.retries = 0  # neither the command nor the session is tried again
+    retries = 0 if args.fault == "no-retry" else 2
     if args.fault == "retry-forever":
         config.retries = 10**6
         retries = 10**6
@@ -60,6 +69,11 @@ def main() -> int:
         print(e, file=sys.stderr)
         return 3
     doc = result_json(res, args.port)
+    if args.fault == "wrong-values":
+        for ds in doc.get("data_sets", []):
+            for v in ds["values"]:
+                if v["value"][-1:].isdigit():
+                    v["value"] = v["value"][:-1] + str((int(v["value"][-1]) + 1) % 10)
     if args.fault == "misparse-ident" and doc.get("identification"):
         raw = doc["identification"]["raw"]
         doc["identification"]["raw"] = raw[:5] + raw[6:]  # drops the character after Z, as pwitab does
