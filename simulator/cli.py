@@ -278,9 +278,8 @@ def serve(options: MeterOptions, args: argparse.Namespace, *, count: int) -> int
     signal.signal(signal.SIGTERM, on_signal)
     for s in servers:
         s.start()
-    logging.info(
-        "serving %d %s meter(s) at %sx speed; stop with Ctrl-C", args.count, args.profile, args.speed
-    )
+    what = f"a replay of {options.replay}" if options.replay else f"{count} {options.profile} meter(s)"
+    logging.info("serving %s at %sx speed; stop with Ctrl-C", what, options.speed)
     stop.wait()
     for s in servers:
         s.stop()

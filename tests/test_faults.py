@@ -329,3 +329,14 @@ def test_docs_list_every_scenario() -> None:
         assert f"| `{path.stem}` |" in doc
     for action in ACTIONS:
         assert f"| `{action}` |" in doc
+
+
+def test_chaos_options_are_checked() -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "--pty", "--chaos", "1", "--rate", "2"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert p.returncode == 2 and "--rate must lie between 0 and 1" in p.stderr

@@ -211,3 +211,55 @@ def test_the_mt174_capture_replays_at_its_fixed_9600_bd() -> None:
     assert {
         ds.address: (ds.value or "") + (f"*{ds.unit}" if ds.unit else "") for _, ds in r.data.data_sets
     } == expected["data_sets"]
+
+
+def test_replay_cli_serves_a_capture_until_stopped(tmp_path: Path) -> None:
+    import signal
+
+    link = tmp_path / "replayed"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "me162.simulator.cli", "replay", str(CAPTURES / "ME162_5.capture.jsonl"), "--pty",
+         "--link", str(link), "--speed", str(SPEED)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == str(link)
+        res = read_once(PortOptions(str(link), time_scale=SPEED), ReaderConfig(), retries=0)
+        assert res.readout is not None and res.readout.data.find("1.8.0") is not None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+def test_replay_cli_refuses_a_capture_it_cannot_serve(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "replay", str(CAPTURES / "ME162_15.capture.jsonl")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert p.returncode == 2 and "no reader-to-meter messages to replay" in p.stderr
+
+
+def test_tap_cli_records_a_reading(tmp_path: Path) -> None:
+    import signal
+
+    out = tmp_path / "tapped.capture.jsonl"
+    link = tmp_path / "ttyTAP"
+    with PtyMeter(MeterOptions(clock_start=datetime(2026, 6, 21, 12), moving=False)) as real:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "me162.simulator.cli", "tap", "--device", real.path, "--link", str(link), "--record", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == str(link)
+            res = read_once(PortOptions(str(link)), ReaderConfig(), retries=0)
+            assert res.readout is not None and res.readout.bcc_valid
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=10) == 0
+    c = read_capture(out)
+    assert c.header["origin"] == "real" and c.stream("m2r").startswith(b"/ISK5ME162-0033\r\n")
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "tap", "--device", "/dev/does-not-exist"],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert p.returncode == 3 and "cannot open /dev/does-not-exist" in p.stderr
