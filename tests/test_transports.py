@@ -241,3 +241,23 @@ def test_sim_cli_bad_profile_is_one_line() -> None:
         check=False,
     )
     assert p.returncode == 2 and p.stderr.strip().count("\n") == 0 and "no profile called" in p.stderr
+
+
+@pytest.mark.parametrize("flag", ["--tcp", "--rfc2217"])
+def test_sim_cli_on_tcp_and_rfc2217(flag: str) -> None:
+    from me162.reader.driver import PortOptions, read_once
+    from me162.reader.session import ReaderConfig
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "me162.simulator.cli", flag, "0", "--speed", str(SPEED), "--frozen"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("socket://127.0.0.1:" if flag == "--tcp" else "rfc2217://127.0.0.1:")
+        res = read_once(PortOptions(url, time_scale=SPEED), ReaderConfig())
+        assert res.readout is not None and res.readout.bcc_valid
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
