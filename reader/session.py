@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from me162.protocol.bcc import xor7
+from me162.protocol.bcc import bcc_of_message
+from me162.protocol.datablock import Value, parse_line
 from me162.protocol.errors import BccError, Me162Error, ProtocolError, ProtocolTimeout
 from me162.protocol.frames import (
     ACK,
@@ -470,11 +471,11 @@ class ReaderSession:
                 break
             reply = yield from self._exchange(ACK, what=f"the next partial block of {reg}")
         text = b"".join(blocks).decode("latin-1")
-        inner = text[text.find("(") + 1 : text.rfind(")")] if "(" in text else text
-        value, _, unit = inner.partition("*")
-        if is_error_text(inner):
-            return {"value": None, "unit": None, "error": inner, "raw": text}
-        return {"value": value, "unit": unit or None, "error": None, "raw": text}
+        sets = parse_line(text).data_sets
+        first = sets[0].values[0] if sets and sets[0].values else Value(text)
+        if is_error_text(first.value):
+            return {"value": None, "unit": None, "error": first.value, "raw": text}
+        return {"value": first.value, "unit": first.unit, "error": None, "raw": text}
 
     def _command(self, cmd: Command, *, expect_ack: bool, what: str) -> Gen:
         return (yield from self._exchange(cmd.to_bytes(), what=what, expect_ack=expect_ack))
@@ -552,7 +553,7 @@ def _reply_end(buf: bytearray) -> int | None:
 
 
 def _bcc_ok(message: bytes) -> bool:
-    return (message[-1] & 0x7F) == xor7(message[1:-1])
+    return (message[-1] & 0x7F) == bcc_of_message(message[:-1])
 
 
 def _looks_garbled(data: bytes) -> bool:

@@ -4,6 +4,20 @@
 from __future__ import annotations
 
 import time
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def in_force(history: list[tuple[float, T]], t: float) -> T:
+    """The value of a time-ordered ``[(since, value), ...]`` history at time ``t`` (the first
+    entry before it begins).  A nanosecond of tolerance keeps float noise from putting a byte
+    on the wrong side of a speed switch."""
+    value = history[0][1]
+    for when, v in history:
+        if when <= t + 1e-9:
+            value = v
+    return value
 
 
 class ScaledClock:

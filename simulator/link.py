@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from me162.protocol.line import LineSettings
+from me162.simulator.clock import in_force
 from me162.simulator.meter import MeterLike, Transmit
 from me162.simulator.uart import Frame, RxChar, decode_bits, receive
 
@@ -121,11 +122,7 @@ class Link:
     def reader_settings_at(self, t: float) -> LineSettings:
         if self.follow_meter:  # a raw TCP converter: its UART always runs at the meter's speed
             return self._reader_history[0][1].with_baud(self.meter.uart_baud(t))
-        current = self._reader_history[0][1]
-        for when, s in self._reader_history:
-            if when <= t:
-                current = s
-        return current
+        return in_force(self._reader_history, t)
 
     @property
     def reader_settings(self) -> LineSettings:

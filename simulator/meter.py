@@ -34,6 +34,7 @@ from me162.protocol.frames import (
     addresses_match,
 )
 from me162.protocol.line import INITIAL_BAUD, MODE_C_BAUDS, T_A_MAX, LineSettings
+from me162.simulator.clock import in_force
 from me162.simulator.profile import Profile, RegisterSpec
 from me162.simulator.registers import Installation, RegisterModel, TariffSchedule
 
@@ -166,11 +167,7 @@ class Meter:
 
     def uart_baud(self, t: float) -> int:
         """The speed the meter's UART is set to at time ``t``."""
-        baud = self._speeds[0][1]
-        for when, b in self._speeds:
-            if when <= t + 1e-9:  # float noise must not put a byte on the wrong side of a switch
-                baud = b
-        return baud
+        return in_force(self._speeds, t)
 
     def next_deadline(self) -> float | None:
         return self.deadline

@@ -44,29 +44,24 @@ _SPEEDS = {getattr(termios, f"B{b}"): b for b in (50, 75, 110, 134, 150, 200, 30
 CLOSED_POLL = 0.02
 
 
+#: (which flag word, bits, complaint) for everything a reader should have switched off
+_UNRAW = (
+    (3, termios.ICANON, "canonical mode (ICANON): reads wait for a line end"),
+    (3, termios.ECHO, "echo (ECHO)"),
+    (3, termios.ISIG, "signals (ISIG): a received 0x03 (ETX) becomes SIGINT"),
+    (0, termios.ICRNL, "CR to LF translation (ICRNL)"),
+    (0, termios.INLCR, "LF to CR translation (INLCR)"),
+    (0, termios.IGNCR, "CR dropped (IGNCR)"),
+    (0, termios.ISTRIP, "bit 7 stripped (ISTRIP)"),
+    (0, termios.IXON | termios.IXOFF, "software flow control (IXON/IXOFF): 0x11 and 0x13 are swallowed"),
+    (1, termios.OPOST, "output processing (OPOST)"),
+)
+
+
 def describe_port_flags(attrs: list[object]) -> list[str]:
     """What a reader left unraw on its port, as a list of complaints (empty = raw mode)."""
-    iflag, oflag, _cflag, lflag = (int(x) for x in attrs[:4])  # type: ignore[call-overload]
-    problems = []
-    if lflag & termios.ICANON:
-        problems.append("canonical mode (ICANON): reads wait for a line end")
-    if lflag & termios.ECHO:
-        problems.append("echo (ECHO)")
-    if lflag & termios.ISIG:
-        problems.append("signals (ISIG): a received 0x03 (ETX) becomes SIGINT")
-    if iflag & termios.ICRNL:
-        problems.append("CR to LF translation (ICRNL)")
-    if iflag & termios.INLCR:
-        problems.append("LF to CR translation (INLCR)")
-    if iflag & termios.IGNCR:
-        problems.append("CR dropped (IGNCR)")
-    if iflag & termios.ISTRIP:
-        problems.append("bit 7 stripped (ISTRIP)")
-    if iflag & (termios.IXON | termios.IXOFF):
-        problems.append("software flow control (IXON/IXOFF): 0x11 and 0x13 are swallowed")
-    if oflag & termios.OPOST:
-        problems.append("output processing (OPOST)")
-    return problems
+    flags = [int(x) for x in attrs[:4]]  # type: ignore[call-overload]
+    return [text for word, bits, text in _UNRAW if flags[word] & bits]
 
 
 def apply_input_flags(data: bytes, iflag: int) -> bytes:

@@ -22,6 +22,7 @@ from me162.protocol.capture import Capture, read_capture
 from me162.protocol.errors import CaptureError
 from me162.protocol.frames import Identification
 from me162.protocol.line import INITIAL_BAUD, LineSettings
+from me162.simulator.clock import in_force
 from me162.simulator.meter import MeterEvent, State, Transmit
 from me162.simulator.profile import Profile
 
@@ -122,11 +123,7 @@ class ReplayMeter:
     # --- the Meter interface the link uses -------------------------------------------------------
 
     def uart_baud(self, t: float) -> int:
-        baud = self._speeds[0][1]
-        for when, b in self._speeds:
-            if when <= t + 1e-9:
-                baud = b
-        return baud
+        return in_force(self._speeds, t)
 
     def next_deadline(self) -> float | None:
         return None
