@@ -41,7 +41,10 @@ class _Server(Protocol):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="me162-sim", description="Serve virtual IEC 62056-21 meters (Iskra ME162 and others)."
+        prog="me162-sim",
+        description="Serve virtual IEC 62056-21 meters (Iskra ME162 and others).",
+        epilog="Other commands: 'me162-sim replay CAPTURE' serves a recorded session, 'me162-sim tap --device DEV' "
+        "records a real probe through a pty, 'me162-sim capture show|export FILE' looks at captures; each has --help.",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (default)")
