@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from me162.protocol.line import LineSettings
 from me162.simulator.clock import in_force
 from me162.simulator.meter import MeterLike, Transmit
-from me162.simulator.uart import Frame, RxChar, decode_bits, receive
+from me162.simulator.uart import Frame, Line, Receiver, RxChar
 
 log = logging.getLogger(__name__)
 
@@ -39,51 +39,28 @@ class WireEvent:
 
 
 class _Path:
-    """One direction of the line: frames in flight and the receiver at the far end."""
+    """One direction of the line: the frames on it and the UART at the far end, which hands
+    over each character when a real one would (at the middle of its stop bit)."""
 
     def __init__(self, rx_at: Callable[[float], LineSettings], deliver: Callable[[RxChar], None]) -> None:
-        self.rx_at = rx_at
+        self.line = Line()
+        self.receiver = Receiver(self.line, rx_at)
         self.deliver = deliver
-        self.frames: list[Frame] = []
-        self.group: list[Frame] = []
+
+    @property
+    def free(self) -> float:
+        """When the last frame on this direction of the line has left it."""
+        return self.line.free
 
     def add(self, frame: Frame) -> None:
-        self.frames.append(frame)
-
-    def _group_done_at(self) -> float:
-        rx = self.rx_at(self.group[0].start)
-        return self.group[-1].end + 1.5 * rx.bits_per_char / rx.baud
+        self.line.add(frame)
 
     def next_time(self) -> float | None:
-        times = []
-        if self.frames:
-            times.append(self.frames[0].end)
-        if self.group and not (self.frames and self.frames[0].start <= self.group[-1].end + 1e-9):
-            times.append(self._group_done_at())
-        return min(times) if times else None
+        return self.receiver.next_time()
 
     def process(self, until: float) -> None:
-        while self.frames and self.frames[0].end <= until:
-            f = self.frames.pop(0)
-            if self.group and f.start > self.group[-1].end + 1e-9:
-                self._flush_group()
-            rx = self.rx_at(f.start)
-            if not self.group and f.fmt.baud == rx.baud and f.fmt.bits_per_char == rx.bits_per_char:
-                value, framing, parity = decode_bits(f.bits, rx)
-                if f.raw:
-                    value, framing, parity = f.byte, False, False
-                self.deliver(RxChar(f.end, value, framing, parity))
-            else:
-                self.group.append(f)
-        group_closed = self.group and not (self.frames and self.frames[0].start <= self.group[-1].end + 1e-9)
-        if group_closed and until >= self._group_done_at():
-            self._flush_group()
-
-    def _flush_group(self) -> None:
-        rx = self.rx_at(self.group[0].start)
-        for ch in receive(self.group, rx):
+        for ch in self.receiver.take(until):
             self.deliver(ch)
-        self.group = []
 
 
 class Link:
@@ -112,6 +89,7 @@ class Link:
         self.line_drops: list[tuple[float, float]] = []  #: (when, how long): a fault pulled the probe off
         self._r2m = _Path(self._meter_rx_format, self._deliver_to_meter)
         self._m2r = _Path(self.reader_settings_at, self._deliver_to_reader)
+        self._meter_tx: list[tuple[float, float]] = []  #: (start, end) of the meter's transmissions
         self._meter_events_seen = 0
 
     def _reader_default(self) -> LineSettings:
@@ -221,9 +199,18 @@ class Link:
     def _meter_rx_format(self, t: float) -> LineSettings:
         return LineSettings(self.meter.uart_baud(t))
 
+    def meter_transmitting(self, t: float) -> bool:
+        """Whether the meter's transmitter is busy at ``t`` (as the line carries it, faults
+        included)."""
+        return any(start <= t < end for start, end in self._meter_tx)
+
     def _deliver_to_meter(self, ch: RxChar) -> None:
         self.meter.advance(ch.t)
         self._collect_meter()
+        if self.meter_transmitting(ch.t):
+            # Half duplex: the meter's optical receiver is blind while it transmits.
+            self._note(WireEvent(ch.t, "meter", detail=f"ignored: 0x{ch.byte:02X} while transmitting"))
+            return
         self.meter.receive(ch.t, ch.byte, ch.error)
         self._collect_meter()
 
@@ -254,7 +241,14 @@ class Link:
 
     def _transmit(self, tx: Transmit) -> None:
         fmt = LineSettings(tx.baud, 8, "N", 1) if tx.raw else LineSettings(tx.baud)
-        t = tx.at
+        # One transmitter: a message the meter (or a fault) schedules while another is still
+        # going out follows it; two transmissions never overlap on the line.
+        t = max(tx.at, self._m2r.free)
+        if t > tx.at:
+            tx = replace(tx, at=t)
+        if tx.data:
+            self._meter_tx = [(a, b) for a, b in self._meter_tx if b > self.now - 5.0]
+            self._meter_tx.append((t, t + len(tx.data) * fmt.char_time))
         for b in tx.data:
             f = Frame(t, b if tx.raw else b & 0x7F, fmt, tx.raw)
             self._m2r.add(f)

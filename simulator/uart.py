@@ -6,11 +6,19 @@ A sender turns each byte into a frame of bits (start 0, data LSB first, parity, 
 edge, samples the middle of every bit at its own speed, checks the parity and the stop bit,
 and re-arms after the middle of the stop bit.  Deterministic: the same frames give the same
 bytes, framing and parity errors included.
+
+One transmitter drives a line, so a line carries one frame at a time: :class:`Line` keeps its
+edges in time order whatever it is given (a frame that would start before the previous one
+has ended is laid down only from where the line is free again), and :class:`Receiver` moves
+strictly forward in time.  Together they cannot loop or grow without bound on any input:
+each character a receiver delivers consumes a falling edge, and the edges behind the
+receiver are dropped.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from me162.protocol.line import LineSettings
@@ -73,63 +81,132 @@ def decode_bits(bits: tuple[int, ...], rx: LineSettings) -> tuple[int, bool, boo
     return value, any(s == 0 for s in stops), parity_error
 
 
-class Waveform:
-    """The line level over time for a run of frames (idle 1 outside them)."""
+class Line:
+    """The level of one direction of the line over time (idle 1 outside frames).
 
-    def __init__(self, frames: list[Frame]) -> None:
+    Frames are laid down in the order they are given; the edges stay sorted because a frame
+    is clipped to the part after the line's last edge.  :meth:`frame_at` finds the frame that
+    starts exactly at a time, for the receiver's exact path.
+    """
+
+    def __init__(self) -> None:
         self.edges: list[float] = []
         self.levels: list[int] = []
-        level = 1
-        for f in sorted(frames, key=lambda fr: fr.start):
-            if self.edges and f.start > self.edges[-1] and level != 1:
-                self._put(self._last_end, 1)
-                level = 1
-            dt = 1.0 / f.fmt.baud
-            for i, b in enumerate(f.bits):
-                if b != level:
-                    self._put(f.start + i * dt, b)
-                    level = b
-            self._last_end = f.end
-        if level != 1 and frames:
-            self._put(self._last_end, 1)
+        self.free = float("-inf")  #: when the last frame laid down ends
+        self._starts: dict[float, Frame] = {}
+        self._first = 0  #: edges before this index are behind every receiver and may be dropped
 
-    _last_end = 0.0
-
-    def _put(self, t: float, level: int) -> None:
-        self.edges.append(t)
-        self.levels.append(level)
+    def add(self, frame: Frame) -> None:
+        dt = 1.0 / frame.fmt.baud
+        last = self.edges[-1] if self.edges else float("-inf")
+        if frame.start >= self.free:
+            self._starts[frame.start] = frame
+        level = self.levels[-1] if self.levels else 1
+        for i, b in enumerate(frame.bits):
+            t = frame.start + i * dt
+            if t <= last:  # the line is still busy with an earlier frame there
+                continue
+            if b != level:
+                self.edges.append(t)
+                self.levels.append(b)
+                level = b
+                last = t
+        end = frame.end
+        if level != 1 and end > last:
+            self.edges.append(end)
+            self.levels.append(1)
+        self.free = max(self.free, end)
 
     def level(self, t: float) -> int:
         i = bisect_right(self.edges, t) - 1
-        return 1 if i < 0 else self.levels[i]
+        return 1 if i < self._first else self.levels[i]
 
     def next_falling_edge(self, after: float) -> float | None:
-        i = bisect_right(self.edges, after)
+        """The first falling edge strictly after ``after``."""
+        i = max(bisect_right(self.edges, after), self._first)
         while i < len(self.edges):
             if self.levels[i] == 0:
                 return self.edges[i]
             i += 1
         return None
 
+    def frame_at(self, t: float) -> Frame | None:
+        return self._starts.get(t)
 
-def receive(frames: list[Frame], rx: LineSettings, after: float = float("-inf")) -> list[RxChar]:
-    """Everything a receiver set to ``rx`` makes of ``frames``."""
-    if not frames:
-        return []
-    wave = Waveform(frames)
-    out: list[RxChar] = []
-    dt = 1.0 / rx.baud
-    n = rx.bits_per_char
-    t = after
-    while True:
-        edge = wave.next_falling_edge(t)
-        if edge is None:
-            return out
-        samples = tuple(wave.level(edge + (k + 0.5) * dt) for k in range(n))
-        if samples[0] != 0:  # a glitch shorter than half a bit: not a start bit
-            t = edge
-            continue
-        value, framing, parity = decode_bits(samples, rx)
-        stop_sample = edge + (n - 0.5) * dt
-        out.append(RxChar(stop_sample, value, framing, parity))
-        t = stop_sample
+    def forget_before(self, t: float) -> None:
+        """Drop what lies before ``t`` (the receiver is past it)."""
+        i = bisect_right(self.edges, t) - 1
+        self._first = max(self._first, i)
+        if self._first > 4096:
+            del self.edges[: self._first]
+            del self.levels[: self._first]
+            self._first = 0
+        if len(self._starts) > 4096:
+            self._starts = {s: f for s, f in self._starts.items() if s >= t}
+
+
+class Receiver:
+    """A UART listening to a :class:`Line`, its settings given as a function of time.
+
+    A character whose start bit falls exactly on a frame sent with the receiver's own settings
+    is taken as sent (and delivered at the frame's end); anything else is sampled bit by bit.
+    Characters are delivered one by one as their time comes, as a real UART hands them over.
+    """
+
+    def __init__(self, line: Line, settings_at: Callable[[float], LineSettings]) -> None:
+        self.line = line
+        self.settings_at = settings_at
+        self.armed_at = float("-inf")  #: the receiver looks for a start bit after this time
+
+    def _next(self) -> tuple[RxChar, float] | None:
+        """The next character and the time after which the receiver looks for a start bit
+        again (the middle of the stop bit), or None."""
+        line = self.line
+        armed = self.armed_at
+        while True:
+            edge = line.next_falling_edge(armed)
+            if edge is None:
+                return None
+            rx = self.settings_at(edge)
+            dt = 1.0 / rx.baud
+            n = rx.bits_per_char
+            stop_sample = edge + (n - 0.5) * dt
+            frame = line.frame_at(edge)
+            if frame is not None and (
+                frame.fmt == rx or (frame.raw and frame.fmt.bits_per_char == rx.bits_per_char)
+            ):
+                return RxChar(frame.end, frame.byte, False, False), stop_sample
+            if line.level(edge + 0.5 * dt) != 0:  # a glitch shorter than half a bit
+                armed = edge
+                continue
+            samples = tuple(line.level(edge + (k + 0.5) * dt) for k in range(n))
+            value, framing, parity = decode_bits(samples, rx)
+            return RxChar(stop_sample, value, framing, parity), stop_sample
+
+    def next_time(self) -> float | None:
+        """When the next character will be delivered (None: nothing on the line)."""
+        nxt = self._next()
+        return None if nxt is None else nxt[0].t
+
+    def take(self, until: float) -> list[RxChar]:
+        """Every character delivered by ``until``, in order."""
+        out: list[RxChar] = []
+        while True:
+            nxt = self._next()
+            if nxt is None or nxt[0].t > until:
+                break
+            ch, rearm = nxt
+            self.armed_at = rearm  # strictly later than the start bit: never stands still
+            out.append(ch)
+        self.line.forget_before(self.armed_at)
+        return out
+
+
+def receive(frames: Iterable[Frame], rx: LineSettings, after: float = float("-inf")) -> list[RxChar]:
+    """Everything a receiver set to ``rx`` makes of ``frames`` (laid down in start order)."""
+    line = Line()
+    for f in sorted(frames, key=lambda fr: fr.start):
+        line.add(f)
+    receiver = Receiver(line, lambda t: rx)
+    receiver.armed_at = after
+    return receiver.take(float("inf"))

@@ -3,6 +3,7 @@ seeded chaos, and what a pyserial client on a pty sees of each scenario."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from datetime import datetime
 from pathlib import Path
@@ -340,3 +341,22 @@ def test_chaos_options_are_checked() -> None:
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert p.returncode == 2 and "--rate must lie between 0 and 1" in p.stderr
+
+
+def test_a_sign_on_during_a_readout_that_never_switched_is_not_heard_and_nothing_overlaps() -> None:
+    # The meter was told 9600 Bd but a fault keeps its readout at 300 Bd (6.6 s): the meter's
+    # state machine thinks it finished long before the line is free.  A reader that gives up
+    # and signs on again at 300 Bd inside that readout must not make the meter transmit twice
+    # at once (that once hung the line model for ever).
+    b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem == "no-switch"])
+    assert b.sign_on().endswith(b"\r\n")
+    end = b.send(b"\x06050\r\n", gap=0.3)
+    b.baud(9600, at=end)
+    b.wait(0.8)
+    b.baud(300)
+    b.send(b"/?!\r\n")
+    b.wait(12.0)
+    sent = [(e.t, e.t + len(e.data) * 10 / (e.baud or 300)) for e in b.link.events
+            if e.kind == "data" and e.dir == "m2r"]  # fmt: skip
+    assert all(a_end <= b_start + 1e-9 for (_, a_end), (b_start, _) in itertools.pairwise(sent))
+    assert any("while transmitting" in e.detail for e in b.link.events if e.kind == "meter")

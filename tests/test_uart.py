@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -59,4 +62,40 @@ def test_receiver_rearms_after_the_stop_bit() -> None:
     f = frames(data, E7_300, start=1.0)
     got = receive(f, E7_300)
     assert [c.byte for c in got] == [0x41, 0x42]
-    assert abs(got[0].t - (1.0 + 9.5 / 300)) < 1e-9
+    # A character sent with the receiver's own settings is handed over when its frame ends.
+    assert abs(got[0].t - (1.0 + 10 / 300)) < 1e-9
+    assert abs(got[1].t - (1.0 + 20 / 300)) < 1e-9
+
+
+def test_garbled_characters_are_handed_over_one_by_one_at_their_stop_bit() -> None:
+    # 9600 Bd bytes read at 300 Bd: each garbled character is delivered at the middle of the
+    # receiver's stop bit, not held back until the whole transmission has ended.
+    sent = frames(b"\x00" * 40, LineSettings(9600), start=0.0)
+    got = receive(sent, E7_300)
+    assert got and got[0].t == pytest.approx(9.5 / 300)
+    assert all(b.t > a.t for a, b in itertools.pairwise(got))
+
+
+_FORMATS = [LineSettings(b, bits, par, stop) for b in (300, 2400, 9600) for bits, par, stop in
+            ((7, "E", 1), (8, "N", 1), (7, "O", 2))]  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 0.5),
+            st.binary(min_size=1, max_size=12),
+            st.sampled_from(_FORMATS),
+        ),
+        max_size=6,
+    ),
+    st.sampled_from(_FORMATS),
+)
+def test_any_overlapping_transmissions_terminate_with_bounded_output(
+    sends: list[tuple[float, bytes, LineSettings]], rx: LineSettings
+) -> None:
+    laid = [f for start, data, fmt in sends for f in frames(data, fmt, start)]
+    got = receive(laid, rx)
+    # Every character consumes a falling edge of the line, and time only moves forward.
+    assert len(got) <= sum(len(f.bits) for f in laid)
+    assert all(b.t > a.t for a, b in itertools.pairwise(got))
