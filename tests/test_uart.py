@@ -76,8 +76,11 @@ def test_garbled_characters_are_handed_over_one_by_one_at_their_stop_bit() -> No
     assert all(b.t > a.t for a, b in itertools.pairwise(got))
 
 
-_FORMATS = [LineSettings(b, bits, par, stop) for b in (300, 2400, 9600) for bits, par, stop in
-            ((7, "E", 1), (8, "N", 1), (7, "O", 2))]  # fmt: skip
+_FORMATS = [
+    fmt.with_baud(b)
+    for b in (300, 2400, 9600)
+    for fmt in (LineSettings(300, 7, "E", 1), LineSettings(300, 8, "N", 1), LineSettings(300, 7, "O", 2))
+]
 
 
 @given(
