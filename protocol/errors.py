@@ -58,7 +58,12 @@ class DataError(ProtocolError):
 
 
 class ProtocolTimeout(ProtocolError):
-    """The other side did not answer, or stopped in the middle of a message, in time."""
+    """The other side did not answer, or stopped in the middle of a message, in time;
+    ``received`` counts the bytes that did arrive while waiting."""
+
+    def __init__(self, message: str, received: int = 0) -> None:
+        self.received = received
+        super().__init__(message)
 
 
 class ConfigError(Me162Error):

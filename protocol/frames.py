@@ -252,6 +252,20 @@ class Identification:
     def mode_e_capable(self) -> bool:
         return "2" in self.enhanced
 
+    @property
+    def plausible(self) -> str | None:
+        """Why this cannot be a meter's identification (bytes misread at another speed, noise),
+        or None: the manufacturer is three letters, Z and the ident are printable and the
+        ident is at most 32 characters (16 by the standard; j62056 tolerates 32)."""
+        if not (len(self.manufacturer) == 3 and self.manufacturer.isascii() and self.manufacturer.isalpha()):
+            return f"manufacturer {self.manufacturer!r} is not three letters"
+        for what, text in (("baud character", self.baud_char), ("ident", self.ident)):
+            if any(not 0x20 <= ord(ch) <= 0x7E for ch in text):
+                return f"{what} {text!r} holds characters that are not printable"
+        if len(self.ident) > 32:
+            return f"ident of {len(self.ident)} characters (at most 16 by the standard)"
+        return None
+
     def to_bytes(self) -> bytes:
         if len(self.manufacturer) != 3 or len(self.baud_char) != 1:
             raise IdentificationError("manufacturer needs 3 characters and the baud character 1")

@@ -1,15 +1,16 @@
 """``me162-read``: the reference reader's command line.
 
-    me162-read [PORT] [--registers 1.8.0,2.8.0] [--json] [--loop SECONDS] ...
+    me162-read PORT [--registers 1.8.0,2.8.0] [--json] [--loop SECONDS] ...
     me162-read decode [FILE|-] [--hex] [--json] [--no-bcc-check]
 
 PORT is any pyserial URL: /dev/ttyUSB0, socket://host:port, rfc2217://host:port, or
-me162://?profile=me162 (the built-in virtual ME162, used when no PORT is given).
+me162://?profile=me162 (the built-in virtual ME162, asked for by name; its readings say they
+are virtual, so simulated kWh never pass for a real meter's).
 
 Exit codes of a reading: 0 success; 2 usage; 3 no identification; 4 identification but no
 data, or no answer after the ACK; 5 BCC error; 6 data at an unexpected speed; 7 protocol
-error; 8 programming mode failed or a register could not be read; 9 the port cannot be opened.
-Exit codes of decode: 0 decoded; 2 BCC mismatch; 3 not a readout; 4 the input cannot be read.
+error; 8 programming mode failed or a register could not be read; 9 the port cannot be opened;
+130 interrupted.  Exit codes of decode: 0 decoded; 2 BCC mismatch; 3 not a readout; 4 the input cannot be read.
 """
 
 from __future__ import annotations
@@ -17,19 +18,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import os
+import re
+import signal
 import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from me162.protocol.errors import Me162Error
+from me162.protocol.frames import validate_address
+from me162.protocol.line import STANDARD_BAUDS
 from me162.reader import decode
 from me162.reader.driver import PortError, PortOptions, progress_printer, read_once
 from me162.reader.session import Failure, ReaderConfig, ReaderError, SessionResult
 
-DEFAULT_PORT = "me162://?profile=me162"
+VIRTUAL_PORT = "me162://?profile=me162"
 EXIT_BY_FAILURE = {
     Failure.NO_IDENTIFICATION: 3,
+    Failure.LINE_BUSY: 3,
     Failure.NO_DATA: 4,
     Failure.TIMEOUT_AFTER_ACK: 4,
     Failure.BCC: 5,
@@ -38,33 +47,112 @@ EXIT_BY_FAILURE = {
     Failure.PROGRAMMING: 8,
     Failure.PASSWORD: 8,
 }
+EXIT_USAGE = 2
 EXIT_REGISTER = 8
 EXIT_PORT = 9
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = """exit codes: 0 success; 2 usage; 3 no identification; 4 identification but no data, or
+no answer after the ACK; 5 BCC error; 6 data at an unexpected speed; 7 protocol error;
+8 programming mode failed or a register could not be read; 9 the port cannot be opened;
+130 interrupted (Ctrl-C or SIGTERM; B0 is sent first in programming mode)"""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Bad options are refused with one line (and exit 2), not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _finite(text: str, *, low: float, high: float, what: str, low_open: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+        bound = f"{'more than' if low_open else 'at least'} {low:g} and at most {high:g}"
+        raise argparse.ArgumentTypeError(f"must be {bound}, not {text!r}")
+    return value
+
+
+def _seconds(what: str, *, low: float = 0.0, high: float, low_open: bool = False) -> Any:
+    def parse(text: str) -> float:
+        return _finite(text, low=low, high=high, what=what, low_open=low_open)
+
+    return parse
+
+
+def _whole(what: str, *, low: int, high: int) -> Any:
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}")
+        value = int(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {value}")
+        return value
+
+    return parse
+
+
+def _standard_baud(text: str) -> int:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) not in STANDARD_BAUDS:
+        raise argparse.ArgumentTypeError(
+            f"must be one of {', '.join(map(str, STANDARD_BAUDS))}, not {text!r}"
+        )
+    return int(text)
+
+
+def _baud_cap(text: str) -> str:
+    return text if text == "max" else str(_standard_baud(text))
+
+
+def _address(text: str) -> str:
+    try:
+        return validate_address(text)
+    except Me162Error as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _registers(text: str) -> tuple[str, ...]:
+    regs = tuple(r.strip() for r in text.split(",") if r.strip())
+    for r in regs:
+        if not re.fullmatch(r"[0-9A-Za-z.:*&_-]{1,32}", r):
+            raise argparse.ArgumentTypeError(f"{r!r} is not a register address such as 1.8.0")
+    return regs
 
 
 def build_read_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="me162-read",
         description="Read an IEC 62056-21 meter (Iskra ME162 and others) through an optical probe. "
-        "Without PORT, reads the built-in virtual ME162. 'me162-read decode --help' decodes raw bytes.",
+        f"PORT is the probe's port or a pyserial URL; the built-in virtual ME162 is {VIRTUAL_PORT} "
+        "(its readings say they are virtual). 'me162-read decode --help' decodes raw bytes.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "port", nargs="?", default=DEFAULT_PORT, help=f"pyserial port or URL (default {DEFAULT_PORT})"
+        "port",
+        help="/dev/ttyUSB0, socket://host:port, rfc2217://host:port, or me162:// (the virtual ME162)",
     )
-    p.add_argument("--address", default="", help="device address for the request /?ADDRESS!")
+    p.add_argument("--address", default="", type=_address, help="device address for the request /?ADDRESS!")
     p.add_argument(
-        "--baud", default="max", help="'max' (default), a cap such as 4800, or 300 to never switch"
+        "--baud",
+        default="max",
+        type=_baud_cap,
+        help="'max' (default), a cap such as 4800, or 300 to never switch",
     )
     p.add_argument(
         "--change-delay",
-        type=float,
+        type=_seconds("--change-delay", high=10.0),
         default=0.0,
         metavar="S",
         help="extra wait before switching speed (slow USB adapters)",
     )
     p.add_argument(
         "--registers",
-        default="",
+        default=(),
+        type=_registers,
         help="read only these registers in programming mode, e.g. 1.8.0,2.8.0,0.9.1",
     )
     p.add_argument("--password", help="P1 password for programming mode (never logged)")
@@ -72,7 +160,9 @@ def build_read_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--mode", default="auto", choices=["auto", "A", "B", "C", "D"], help="force a protocol mode"
     )
-    p.add_argument("--push-baud", type=int, default=2400, help="mode D: the speed the meter pushes at")
+    p.add_argument(
+        "--push-baud", type=_standard_baud, default=2400, help="mode D: the speed the meter pushes at"
+    )
     p.add_argument(
         "--parity-in-software",
         action="store_true",
@@ -85,29 +175,41 @@ def build_read_parser() -> argparse.ArgumentParser:
         "--break-first", action="store_true", help="send B0 at 9600 Bd first, ending a session left open"
     )
     p.add_argument("--no-bcc-check", action="store_true", help="accept a readout whose BCC is wrong")
-    p.add_argument("--retries", type=int, default=2, help="whole-session retries with backoff (default 2)")
     p.add_argument(
-        "--speed", type=float, default=1.0, help="time scale of a virtual meter run faster than real time"
+        "--retries",
+        type=_whole("--retries", low=0, high=20),
+        default=2,
+        help="whole-session retries with backoff (default 2)",
+    )
+    p.add_argument(
+        "--speed",
+        type=_seconds("--speed", low=0.0, high=1000.0, low_open=True),
+        default=1.0,
+        help="time scale of a virtual meter run faster than real time",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
-        "--loop", type=float, metavar="SECONDS", help="read every SECONDS, one JSON line per reading"
+        "--loop",
+        type=_seconds("--loop", low=0.0, high=86400.0, low_open=True),
+        metavar="SECONDS",
+        help="read every SECONDS, one JSON line per reading",
     )
-    p.add_argument("--count", type=int, help="with --loop: stop after this many readings")
+    p.add_argument(
+        "--count",
+        type=_whole("--count", low=1, high=10**9),
+        help="with --loop: stop after this many readings",
+    )
     p.add_argument("--record", type=Path, metavar="FILE", help="write the session as a capture (format v1)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the wire traffic with timestamps")
     return p
 
 
 def config_from(args: argparse.Namespace) -> ReaderConfig:
-    regs = tuple(r.strip() for r in args.registers.split(",") if r.strip())
-    if args.baud != "max" and not args.baud.isdigit():
-        raise ValueError(f"--baud must be 'max' or a number, not {args.baud!r}")
     return ReaderConfig(
         address=args.address,
         baud=args.baud,
         change_delay=args.change_delay,
-        registers=regs,
+        registers=args.registers,
         password=args.password,
         partial_blocks=args.partial_blocks,
         wake_up=args.wake_up,
@@ -115,7 +217,13 @@ def config_from(args: argparse.Namespace) -> ReaderConfig:
         mode=args.mode,
         push_baud=args.push_baud,
         verify_bcc=not args.no_bcc_check,
+        session_retries=args.retries,
     )
+
+
+def is_virtual(port: str) -> bool:
+    """Whether PORT is the built-in virtual meter (asked for by name: me162://...)."""
+    return port.startswith("me162://")
 
 
 def result_json(res: SessionResult, port: str) -> dict[str, Any]:
@@ -132,6 +240,7 @@ def result_json(res: SessionResult, port: str) -> dict[str, Any]:
         doc["registers"] = res.registers
     doc["session"] = {
         "port": port,
+        "virtual": is_virtual(port),
         "mode": res.mode,
         "speeds": res.speeds,
         "timings": res.timings,
@@ -141,40 +250,53 @@ def result_json(res: SessionResult, port: str) -> dict[str, Any]:
     return doc
 
 
-def print_table(res: SessionResult) -> None:
+def print_table(res: SessionResult, port: str) -> None:
+    if is_virtual(port):
+        print(f"VIRTUAL METER ({port}): simulated values, not a real meter's\n")
+    baud = res.speeds[-1] if res.speeds else None
     if res.readout is not None:
-        print(decode.format_table(res.readout))
+        print(decode.format_table(res.readout, mode=res.mode, baud=baud))
     elif res.identification is not None:
         i = res.identification
-        print(f"Identification  {i.raw}   manufacturer {i.manufacturer}, mode {i.mode}, {i.baud} Bd")
+        print(f"Identification  {i.raw}   manufacturer {i.manufacturer}, mode {res.mode}, {baud} Bd")
     if res.registers:
         print()
         width = max(len(r) for r in res.registers)
         for reg, v in res.registers.items():
             shown = f"ERROR {v['error']}" if v["error"] else f"{v['value']} {v['unit'] or ''}".rstrip()
             print(f"{reg.ljust(width)}  {shown}")
-    speeds = " -> ".join(str(s) for s in [300, *res.speeds])
+    speeds = " -> ".join(str(s) for s in res.speeds)
     print(
         f"\nsession: mode {res.mode}, {speeds} Bd, {res.retries} retries"
         + "".join(f"\nnote: {n}" for n in res.notes)
     )
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM: stop now (the driver still sends B0 in programming mode)."""
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
 def run_read(argv: list[str]) -> int:
     args = build_read_parser().parse_args(argv)
+    if args.count is not None and args.loop is None:
+        print("me162-read: --count goes with --loop (see me162-read --help)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.record is not None and not args.record.parent.is_dir():
+        print(
+            f"me162-read: --record {args.record}: the folder {args.record.parent} does not exist",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s", stream=sys.stderr
     )
     if not args.verbose:
         logging.getLogger("me162.wire").setLevel(logging.WARNING)
-    try:
-        config = config_from(args)
-    except ValueError as e:
-        print(f"me162-read: {e}", file=sys.stderr)
-        return 2
-    if args.speed <= 0:
-        print("me162-read: --speed must be positive", file=sys.stderr)
-        return 2
+    config = config_from(args)
     opts = PortOptions(args.port, args.parity_in_software, args.speed)
     show = progress_printer() if sys.stderr.isatty() and not args.json and args.loop is None else None
     if args.loop is None:
@@ -200,9 +322,7 @@ def read_and_report(
             record = record.with_name(
                 f"{record.name.removesuffix('.capture.jsonl')}-{stamp.replace(':', '')}.capture.jsonl"
             )
-        res = read_once(
-            opts, ReaderConfig(**vars(config)), retries=args.retries, progress=show, record=record
-        )
+        res = read_once(opts, config, progress=show, record=record)
     except ReaderError as e:
         return fail(e.failure.summary, str(e), EXIT_BY_FAILURE[e.failure], loop, stamp)
     except PortError as e:
@@ -219,7 +339,7 @@ def read_and_report(
     elif args.json:
         print(json.dumps(result_json(res, opts.url), indent=2))
     else:
-        print_table(res)
+        print_table(res, opts.url)
     if bad:
         print(
             f"me162-read: the meter could not read {', '.join(bad)} (hint: not every meter has every register)",
@@ -248,9 +368,20 @@ def build_decode_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["decode"]:
-        return decode.run(build_decode_parser().parse_args(argv[1:]))
-    return run_read(argv)
+    signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        if argv[:1] == ["decode"]:
+            return decode.run(build_decode_parser().parse_args(argv[1:]))
+        return run_read(argv)
+    except KeyboardInterrupt as e:
+        signum = e.args[0] if isinstance(e, Interrupted) and e.args else signal.SIGINT
+        print(f"me162-read: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (`me162-read ... | head`): not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

@@ -35,13 +35,18 @@ def read_input(name: str, as_hex: bool) -> bytes:
     return data
 
 
-def format_table(r: Readout) -> str:
+def format_table(r: Readout, *, mode: str | None = None, baud: int | None = None) -> str:
+    """The readout as a table; ``mode`` and ``baud`` are how a session actually read it, when
+    that differs from what the identification announces (a mode D push, a capped speed)."""
     out: list[str] = []
     ident = r.identification
     if ident is not None:
+        announced = f"mode {ident.mode}, {ident.baud} Bd"
+        actual = f"mode {mode}, {baud} Bd" if mode is not None and baud is not None else announced
+        how = actual if actual == announced else f"{actual} (the identification announces {announced})"
         out.append(
-            f"Identification  {ident.raw}   manufacturer {ident.manufacturer}, mode {ident.mode}, "
-            f"{ident.baud} Bd, reaction time {ident.reaction_time_ms} ms"
+            f"Identification  {ident.raw}   manufacturer {ident.manufacturer}, {how}, "
+            f"reaction time {ident.reaction_time_ms} ms"
             + (f", enhanced {' '.join(ident.enhanced)}" if ident.enhanced else "")
         )
     if r.bcc_present:

@@ -12,7 +12,7 @@ import sys
 import termios
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -22,10 +22,10 @@ import serial
 import me162.simulator  # noqa: F401  (registers the me162:// URL scheme)
 from me162.protocol.capture import CaptureWriter, new_header
 from me162.protocol.errors import Me162Error, ParityError
-from me162.protocol.line import add_parity, check_and_strip_parity
+from me162.protocol.frames import Command
+from me162.protocol.line import T_R_MAX, add_parity, check_and_strip_parity
 from me162.reader.session import (
     Event,
-    Failure,
     ReaderConfig,
     ReaderError,
     ReaderSession,
@@ -95,15 +95,52 @@ class Driver:
         self.t0 = time.monotonic()
 
     def now(self) -> float:
-        return time.monotonic() - self.t0
+        """Protocol seconds since the driver started: a virtual meter run ``time_scale`` times
+        faster than real time is read on its own clock, so the session's arithmetic stays in
+        protocol seconds."""
+        return (time.monotonic() - self.t0) * self.opts.time_scale
+
+    def _real(self, protocol_seconds: float) -> float:
+        return protocol_seconds / self.opts.time_scale
 
     def run(self, config: ReaderConfig) -> SessionResult:
-        session = ReaderSession(config, time_scale=self.opts.time_scale)
+        session = ReaderSession(config)
+        self.session = session
         try:
             self._set_baud(300)
             self.port.reset_input_buffer()  # type: ignore[attr-defined]
         except (serial.SerialException, OSError, termios.error) as e:
             raise PortError(f"{self.opts.url}: {e}") from None
+        try:
+            return self._drive(session)
+        except KeyboardInterrupt:
+            self._abandon(session)
+            raise
+
+    def _abandon(self, session: ReaderSession) -> None:
+        """Stopped in the middle (Ctrl-C, SIGTERM): a meter left in programming mode stays deaf
+        for up to a minute, so send B0 at the session's speed and let it leave the wire."""
+        if session.state not in (State.OPERAND, State.PASSWORD, State.COMMANDS, State.SIGN_OFF):
+            return
+        b0 = Command.break_().to_bytes()
+        try:
+            # Half duplex: a B0 sent while the meter prepares or sends an answer is not heard.
+            # Wait for a silence as long as the meter's longest reaction time (bounded), then send.
+            quiet_until = self.now() + T_R_MAX
+            give_up = self.now() + 2 * T_R_MAX
+            while self.now() < min(quiet_until, give_up):
+                if self.port.read(max(1, self.port.in_waiting)):  # type: ignore[attr-defined]
+                    quiet_until = self.now() + T_R_MAX
+            self.port.write(add_parity(b0) if self.opts.parity_in_software else b0)
+            time.sleep(self._real(len(b0) * 10 / session.baud) + SWITCH_MARGIN)
+        except (serial.SerialException, OSError, termios.error) as e:
+            log.warning("could not send B0 while stopping: %s", e)
+            return
+        wire.debug("%9.3f >> %5d %s (stopping)", self.now(), session.baud, b0.hex(" "))
+        if self.record is not None:
+            self.record.data(self.now(), "r2m", b0, baud=session.baud)
+
+    def _drive(self, session: ReaderSession) -> SessionResult:
         action = session.start(self.now())
         readout_started: float | None = None
         while True:
@@ -120,7 +157,7 @@ class Driver:
                 elif isinstance(action, SetSpeed):
                     # SWITCH_MARGIN: the driver (a pty, a USB adapter) needs a moment to hand the
                     # last bytes over before the speed changes under them.
-                    delay = action.not_before + SWITCH_MARGIN - self.now()
+                    delay = self._real(action.not_before - self.now()) + SWITCH_MARGIN
                     if delay > 0:
                         time.sleep(delay)
                     self._set_baud(action.baud)
@@ -196,11 +233,14 @@ def read_once(
     opts: PortOptions,
     config: ReaderConfig,
     *,
-    retries: int = 2,
+    retries: int | None = None,
     progress: Callable[[int, float], None] | None = None,
     record: Path | None = None,
 ) -> SessionResult:
-    """One reading with bounded retries and backoff; the port is opened once."""
+    """One reading, with the session's bounded retries (``retries`` overrides
+    ``config.session_retries``); the port is opened once and ``config`` is not changed."""
+    if retries is not None:
+        config = replace(config, session_retries=retries)
     writer = CaptureWriter(record, capture_header(opts)) if record is not None else None
     try:
         port = open_port(opts)
@@ -210,20 +250,7 @@ def read_once(
         raise
     driver = Driver(port, opts, progress=progress, record=writer)
     try:
-        attempt = 0
-        while True:
-            try:
-                return driver.run(config)
-            except ReaderError as e:
-                attempt += 1
-                if attempt > retries or e.failure in (Failure.PASSWORD,):
-                    raise
-                log.info("attempt %d failed: %s; retrying", attempt, e)
-                if writer is not None:
-                    writer.event(driver.now(), "error", message=str(e))
-                if e.failure in (Failure.NO_IDENTIFICATION, Failure.PROGRAMMING):
-                    config.break_first = True  # a session may still be open: the meter is deaf
-                time.sleep(min(1.5 * attempt, 6.0) / opts.time_scale)
+        return driver.run(config)
     except ReaderError as e:
         if writer is not None:
             writer.event(driver.now(), "error", message=str(e))

@@ -61,6 +61,12 @@ class Failure(Enum):
         "check the probe sits on the optical port (cable down), the port is right and no other "
         "program holds it; a meter left in programming mode stays deaf for up to a minute",
     )
+    LINE_BUSY = (
+        "bytes but no identification",
+        "bytes arrived but none formed an identification: a meter that pushes by itself (try "
+        "--mode D), another program on the port, stray light on the probe, or a meter still "
+        "sending a readout at 300 Bd",
+    )
     NO_DATA = (
         "identification but no data",
         "the speed switch failed: try --change-delay 0.4 for a slow USB adapter, or --baud 300",
@@ -96,6 +102,7 @@ class ReaderError(Me162Error):
     def __init__(self, failure: Failure, detail: str = "") -> None:
         self.failure = failure
         self.detail = detail
+        self.result: SessionResult | None = None  #: what the session had found (notes, retries)
         super().__init__(f"{failure.summary}{': ' + detail if detail else ''} (hint: {failure.hint})")
 
 
@@ -142,6 +149,13 @@ class ReaderConfig:
     char_timeout: float = T_A_MAX  #: seconds allowed between two characters of a message
     option_fallback_wait: float = 3.0  #: after a failed switch, how long the 300 Bd fallback may take
     retries: int = 3  #: NAK/timeout retries per command
+    session_retries: int = 2  #: whole-session retries, each after the line has gone quiet
+    max_ident_bytes: int = 128  #: bytes (echo and noise included) the identification may take
+    max_message_bytes: int = 65536  #: a readout longer than this is refused, not waited for
+    stray_answer_window: float = 2 * T_R_MAX  #: after a repeated command: silence that proves
+    #: no second answer is on its way (a meter answers within t_r <= 1.5 s)
+    quiet_before_retry: float = T_A_MAX  #: silence that ends whatever the meter was sending
+    quiet_limit: float = 30.0  #: give up waiting for silence after this long
 
 
 @dataclass
@@ -150,7 +164,7 @@ class SessionResult:
     readout: Readout | None = None
     registers: dict[str, dict[str, Any]] = field(default_factory=dict)
     mode: str = ""
-    speeds: list[int] = field(default_factory=list)
+    speeds: list[int] = field(default_factory=list)  #: the port's speeds in order, 300 first
     retries: int = 0
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
@@ -185,15 +199,14 @@ Gen = Generator[Action, Event, Any]
 class ReaderSession:
     """One reading: drive it with :meth:`start` and :meth:`feed`."""
 
-    def __init__(self, config: ReaderConfig, *, time_scale: float = 1.0) -> None:
+    def __init__(self, config: ReaderConfig) -> None:
         self.config = config
-        self.scale = time_scale  # >1 when the meter runs faster than real time
         self.state = State.START
         self.now = 0.0
         self.baud = INITIAL_BAUD
         self.tx_done = 0.0
         self.buffer = bytearray()
-        self.result = SessionResult(None)
+        self.result = SessionResult(None, speeds=[INITIAL_BAUD])
         self.progress = 0
         self._gen = self._session()
         self.finished = False
@@ -218,12 +231,9 @@ class ReaderSession:
 
     # --- helpers -----------------------------------------------------------------------------
 
-    def _t(self, seconds: float) -> float:
-        return seconds / self.scale
-
     def _send(self, data: bytes) -> Gen:
         start = max(self.now, self.tx_done)
-        self.tx_done = start + len(data) * LineSettings(self.baud).char_time / self.scale
+        self.tx_done = start + len(data) * LineSettings(self.baud).char_time
         log.debug("send %s at %d Bd", data.hex(" "), self.baud)
         event = yield Send(data)
         self._absorb(event)
@@ -231,7 +241,7 @@ class ReaderSession:
     def _switch(self, baud: int, extra: float = 0.0) -> Gen:
         if baud == self.baud:
             return
-        not_before = self.tx_done + self._t(extra)
+        not_before = max(self.now, self.tx_done + extra)
         event = yield SetSpeed(baud, not_before)
         self._absorb(event)
         self.baud = baud
@@ -243,53 +253,113 @@ class ReaderSession:
         self.progress += len(event.data)
 
     def _pause(self, seconds: float) -> Gen:
-        until = self.now + self._t(max(0.0, seconds))
+        until = self.now + max(0.0, seconds)
         while self.now < until:
             event = yield Wait(until)
             self._absorb(event)
 
-    def _receive(self, complete: Any, first_timeout: float, what: str) -> Gen:
+    def _until_sent(self) -> Gen:
+        """Wait until what was sent has left the wire."""
+        yield from self._pause(self.tx_done - self.now)
+
+    def _quiet(self, silence: float, limit: float) -> Gen:
+        """Listen until nothing has arrived for ``silence`` seconds (at most ``limit`` seconds);
+        what arrives is dropped.  Returns how many bytes were dropped."""
+        stop = self.now + limit
+        dropped = 0
+        until = min(stop, self.now + silence)
+        while self.now < until:
+            event = yield Wait(until)
+            self._absorb(event)
+            if event.data:
+                until = min(stop, self.now + silence)
+                dropped += len(event.data)
+        self.buffer.clear()
+        return dropped
+
+    def _receive(self, complete: Any, first_timeout: float, what: str, max_bytes: int) -> Gen:
         """Collect input until ``complete(buffer)`` returns the end index of a message.
 
         ``first_timeout`` bounds the wait for the first byte; after it, each gap is bounded by
-        the inter-character timeout.
+        the inter-character timeout.  More than ``max_bytes`` bytes without a complete
+        message raises :class:`Overflow`: a line that never stops talking cannot hold the
+        reader for ever.
         """
-        deadline = self.now + self._t(first_timeout)
-        seen = len(self.buffer)
+        deadline = self.now + first_timeout
+        got = 0
         while True:
             end = complete(self.buffer)
             if end is not None:
                 msg = bytes(self.buffer[:end])
                 del self.buffer[:end]
                 return msg
+            if got > max_bytes:
+                raise Overflow(f"{got} bytes without {what}")
             if self.now >= deadline:
-                got = bytes(self.buffer)
-                raise ProtocolTimeout(f"timed out waiting for {what}; got {len(got)} byte(s): {got[:40]!r}")
+                have = bytes(self.buffer)
+                raise ProtocolTimeout(
+                    f"timed out waiting for {what}; got {len(have)} byte(s): {have[:40]!r}", got
+                )
             event = yield Wait(deadline)
             self._absorb(event)
-            if len(self.buffer) > seen:
-                seen = len(self.buffer)
-                deadline = max(deadline, self.now + self._t(self.config.char_timeout))
+            if event.data:
+                got += len(event.data)
+                deadline = max(deadline, self.now + self.config.char_timeout)
 
     # --- the session -------------------------------------------------------------------------
 
     def _session(self) -> Gen:
+        """Whole-session attempts: a failed attempt is retried (bounded) once the line is quiet,
+        so that a retry never lands inside what the meter is still sending."""
         cfg = self.config
         res = self.result
+        attempt = 0
+        break_first = cfg.break_first
+        while True:
+            try:
+                return (yield from self._attempt(break_first=break_first))
+            except ReaderError as e:
+                if attempt >= cfg.session_retries or e.failure is Failure.PASSWORD:
+                    e.result = res
+                    raise
+                attempt += 1
+                res.retries += 1
+                res.notes.append(
+                    f"attempt {attempt} failed ({e.failure.summary}); retry {attempt} of {cfg.session_retries}"
+                )
+                log.info("attempt %d failed: %s; retrying", attempt, e)
+                if e.failure in (Failure.NO_IDENTIFICATION, Failure.LINE_BUSY, Failure.PROGRAMMING):
+                    break_first = True  # a session may still be open: the meter is deaf until B0
+                if cfg.mode != "D":
+                    yield from self._switch(INITIAL_BAUD)
+                dropped = yield from self._quiet(cfg.quiet_before_retry, cfg.quiet_limit)
+                if dropped:
+                    res.notes.append(f"waited for the line to go quiet first ({dropped} byte(s) dropped)")
+                yield from self._pause(min(1.5 * attempt, 6.0))
+
+    def _attempt(self, *, break_first: bool) -> Gen:
+        cfg = self.config
+        res = self.result
+        res.identification = None
+        res.readout = None
+        res.registers = {}
+        res.mode = ""
         start = self.now
         if cfg.mode == "D":
             return (yield from self._mode_d())
-        if cfg.break_first:
+        if break_first:
             self.state = State.BREAK
             yield from self._switch(cfg.break_baud)
             yield from self._send(Command.break_().to_bytes())
-            yield from self._pause((self.tx_done - self.now) * self.scale + 0.2)  # B0 out, meter idle
+            yield from self._until_sent()
+            yield from self._pause(0.2)  # B0 out, meter idle
             yield from self._switch(INITIAL_BAUD)
             res.notes.append(f"sent B0 at {cfg.break_baud} Bd first, in case a session was left open")
         if cfg.wake_up:
             self.state = State.WAKE_UP
             yield from self._send(b"\x00" * 65)  # 65 NULs: 2.17 s at 300 Bd (2.1-2.3 s)
-            yield from self._pause((self.tx_done - self.now) * self.scale + 1.6)  # then 1.5-1.7 s
+            yield from self._until_sent()
+            yield from self._pause(1.6)  # then 1.5-1.7 s
         self.buffer.clear()
         self.state = State.SIGN_ON
         request = RequestMessage(cfg.address).to_bytes()
@@ -297,10 +367,16 @@ class ReaderSession:
         self.state = State.IDENTIFICATION
         try:
             line = yield from self._receive(
-                _ident_end(request), cfg.first_timeout + len(request) * 10 / 300, "the identification"
+                _ident_end(request),
+                cfg.first_timeout + len(request) * 10 / 300,
+                "the identification",
+                cfg.max_ident_bytes,
             )
+        except Overflow as e:
+            raise ReaderError(Failure.LINE_BUSY, str(e)) from None
         except ProtocolTimeout as e:
-            raise ReaderError(Failure.NO_IDENTIFICATION, str(e)) from None
+            busy = e.received > 0
+            raise ReaderError(Failure.LINE_BUSY if busy else Failure.NO_IDENTIFICATION, str(e)) from None
         if line.startswith(request):
             line = line[len(request) :]
             res.notes.append("skipped the echo of the request (the probe echoes)")
@@ -308,21 +384,39 @@ class ReaderSession:
         try:
             ident = Identification.from_bytes(line[start_at:] if start_at >= 0 else line)
         except ProtocolError as e:
-            raise ReaderError(Failure.NO_IDENTIFICATION, f"unreadable identification: {e}") from None
+            raise ReaderError(Failure.LINE_BUSY, f"unreadable identification: {e}") from None
+        implausible = ident.plausible
+        if implausible is not None:
+            raise ReaderError(Failure.LINE_BUSY, f"not an identification ({implausible}): {line[:40]!r}")
         res.identification = ident
-        res.timings["identification"] = round((self.now - start) * self.scale, 3)
+        res.timings["identification"] = round(self.now - start, 3)
         mode = cfg.mode if cfg.mode != "auto" else ident.mode
         if mode == "E":
             res.notes.append(f"{ident.raw} offers mode E (HDLC/DLMS, \\2); reading it in mode C")
             mode = "C"
         res.mode = mode
-        if mode == "A":
-            return (yield from self._readout(INITIAL_BAUD, after_ack=False))
-        if mode == "B":
-            baud = MODE_B_BAUDS.get(ident.baud_char, INITIAL_BAUD)
+        if mode in ("A", "B"):
+            baud = MODE_B_BAUDS.get(ident.baud_char, INITIAL_BAUD) if mode == "B" else INITIAL_BAUD
             yield from self._switch(baud)
-            return (yield from self._readout(baud, after_ack=False))
+            yield from self._readout(baud, after_ack=False)
+            if cfg.registers:
+                self._registers_from_readout()
+            return res
         return (yield from self._mode_c(ident))
+
+    def _registers_from_readout(self) -> None:
+        """A mode A or B meter sends its readout unasked: the registers asked for are taken
+        from it (programming mode after the readout is not used)."""
+        res = self.result
+        assert res.readout is not None
+        res.notes.append(f"mode {res.mode}: the registers are taken from the readout")
+        for reg in self.config.registers:
+            ds = res.readout.data.find(reg)
+            if ds is None or not ds.values:
+                res.registers[reg] = {"value": None, "unit": None, "error": "not in the readout", "raw": ""}
+            else:
+                v = ds.values[0]
+                res.registers[reg] = {"value": v.value, "unit": v.unit, "error": None, "raw": ds.raw}
 
     def _target_baud(self, ident: Identification) -> int:
         offered = ident.baud or INITIAL_BAUD
@@ -360,7 +454,11 @@ class ReaderSession:
         started = self.now
         wait = cfg.first_timeout + (cfg.option_fallback_wait if after_ack else 0.0)
         try:
-            raw = yield from self._receive(_message_end, wait, "the data message")
+            raw = yield from self._receive(_message_end, wait, "the data message", cfg.max_message_bytes)
+        except Overflow as e:
+            raise ReaderError(
+                Failure.PROTOCOL, f"{e}: the meter does not stop sending (limit {cfg.max_message_bytes})"
+            ) from None
         except ProtocolTimeout as e:
             if _looks_garbled(bytes(self.buffer)):
                 raise ReaderError(
@@ -368,7 +466,7 @@ class ReaderSession:
                 ) from None
             raise ReaderError(Failure.NO_DATA if after_ack else Failure.PROTOCOL, str(e)) from None
         start = raw.find(b"\x02")
-        if start < 0 and after_ack and cfg.verify_bcc:
+        if start < 0 and cfg.verify_bcc:
             # A block without STX after an option select: if an ETX follows, the STX was lost
             # and the BCC cannot be checked; the standard's plain form has no ETX.
             yield from self._pause(0.1)
@@ -378,25 +476,29 @@ class ReaderSession:
             if _looks_garbled(raw):
                 raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd: {raw[:24]!r}")
             raise ReaderError(Failure.PROTOCOL, f"not a data message: {raw[:40]!r}")
+        readout = self._decode(raw[start:] if start >= 0 else raw, baud)
+        readout.identification = res.identification
+        res.readout = readout
+        res.timings["readout"] = round(self.now - started, 3)
+        self.state = State.DONE
+        return res
+
+    def _decode(self, raw: bytes, baud: int) -> Readout:
         try:
-            readout = decode_readout(raw[start:] if start >= 0 else raw, verify_bcc=cfg.verify_bcc)
+            return decode_readout(raw, verify_bcc=self.config.verify_bcc)
         except BccError as e:
             raise ReaderError(Failure.BCC, str(e)) from None
         except ProtocolError as e:
             if _looks_garbled(raw):
                 raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd") from None
             raise ReaderError(Failure.PROTOCOL, str(e)) from None
-        readout.identification = res.identification
-        res.readout = readout
-        res.timings["readout"] = round((self.now - started) * self.scale, 3)
-        self.state = State.DONE
-        return res
 
     def _mode_d(self) -> Gen:
         cfg = self.config
         res = self.result
         res.mode = "D"
         yield from self._switch(cfg.push_baud)
+        self.buffer.clear()
         self.state = State.READOUT
 
         def telegram_end(buf: bytearray) -> int | None:
@@ -407,11 +509,17 @@ class ReaderSession:
             return None if end < 0 else end + 3
 
         try:
-            raw = yield from self._receive(telegram_end, cfg.first_timeout + 10.0, "a mode D telegram")
+            raw = yield from self._receive(
+                telegram_end, cfg.first_timeout + 10.0, "a mode D telegram", cfg.max_message_bytes
+            )
+        except Overflow as e:
+            raise ReaderError(Failure.LINE_BUSY, f"{e}: no telegram in what the meter sends") from None
         except ProtocolTimeout as e:
-            raise ReaderError(Failure.NO_IDENTIFICATION, str(e)) from None
-        raw = raw[raw.find(b"/") :]
-        readout = decode_readout(raw, verify_bcc=cfg.verify_bcc)
+            failure = Failure.LINE_BUSY if e.received else Failure.NO_IDENTIFICATION
+            raise ReaderError(failure, str(e)) from None
+        readout = self._decode(raw[raw.find(b"/") :], cfg.push_baud)
+        if readout.identification is None:
+            raise ReaderError(Failure.PROTOCOL, "a mode D telegram without its identification")
         res.identification = readout.identification
         res.readout = readout
         self.state = State.DONE
@@ -425,8 +533,13 @@ class ReaderSession:
         self.state = State.OPERAND
         try:
             operand = yield from self._receive(
-                _message_end, cfg.first_timeout + cfg.option_fallback_wait, "the P0 message"
+                _message_end,
+                cfg.first_timeout + cfg.option_fallback_wait,
+                "the P0 message",
+                cfg.max_message_bytes,
             )
+        except Overflow as e:
+            raise ReaderError(Failure.PROTOCOL, str(e)) from None
         except ProtocolTimeout as e:
             if _looks_garbled(bytes(self.buffer)):
                 raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd") from None
@@ -441,35 +554,38 @@ class ReaderSession:
                 f"expected P0, got {operand[:30]!r}",
             )
         # Do not ACK the P0: the ME162 NAKs the next command when the reader does.
+        closed = False
         try:
             if cfg.password is not None:
                 self.state = State.PASSWORD
-                reply = yield from self._command(Command.password(cfg.password), expect_ack=True, what="P1")
-                if reply.startswith(b"\x01B0"):
-                    raise ReaderError(Failure.PASSWORD)
+                yield from self._exchange(
+                    Command.password(cfg.password).to_bytes(), what="P1", answer=_p1_answer
+                )
             self.state = State.COMMANDS
             for reg in cfg.registers:
                 res.registers[reg] = yield from self._read_register(reg)
+        except GeneratorExit:  # the session is being thrown away: nothing can be sent
+            closed = True
+            raise
         finally:
-            self.state = State.SIGN_OFF
-            yield from self._send(Command.break_().to_bytes())
-            # Let the B0 leave the wire before the port is closed or set back to 300 Bd
-            # (the driver sets 300 Bd at the start of every session).
-            yield from self._pause((self.tx_done - self.now) * self.scale)
+            if not closed:
+                self.state = State.SIGN_OFF
+                yield from self._send(Command.break_().to_bytes())
+                # Let the B0 leave the wire before the port is closed or set back to 300 Bd.
+                yield from self._until_sent()
         self.state = State.DONE
         return res
 
     def _read_register(self, reg: str) -> Gen:
         cfg = self.config
         cmd = Command.read(reg, partial_blocks=cfg.partial_blocks)
-        reply = yield from self._command(cmd, expect_ack=False, what=f"R1 {reg}")
-        blocks = []
-        while True:
-            msg = DataMessage.from_bytes(reply, verify_bcc=False)
+        msg = yield from self._exchange(cmd.to_bytes(), what=f"{cmd.name} {reg}", answer=_data_answer)
+        blocks = [msg.block]
+        while msg.partial:
+            msg = yield from self._exchange(
+                ACK, what=f"the next partial block of {reg}", answer=_data_answer, repeat=NAK
+            )
             blocks.append(msg.block)
-            if not msg.partial:
-                break
-            reply = yield from self._exchange(ACK, what=f"the next partial block of {reg}")
         text = b"".join(blocks).decode("latin-1")
         sets = parse_line(text).data_sets
         first = sets[0].values[0] if sets and sets[0].values else Value(text)
@@ -477,44 +593,94 @@ class ReaderSession:
             return {"value": None, "unit": None, "error": first.value, "raw": text}
         return {"value": first.value, "unit": first.unit, "error": None, "raw": text}
 
-    def _command(self, cmd: Command, *, expect_ack: bool, what: str) -> Gen:
-        return (yield from self._exchange(cmd.to_bytes(), what=what, expect_ack=expect_ack))
+    def _exchange(self, data: bytes, *, what: str, answer: Any, repeat: bytes | None = None) -> Gen:
+        """Send ``data`` and get an answer that ``answer`` accepts.
 
-    def _exchange(self, data: bytes, *, what: str, expect_ack: bool = False) -> Gen:
-        """Send ``data`` and get a good answer: NAK, timeouts and BCC errors are retried a
-        bounded number of times with a growing pause."""
+        NAK, silence and BCC errors are retried a bounded number of times with a growing pause
+        (a bad BCC asks the meter to repeat with NAK).  The ME162's answers carry no address,
+        so an answer must be proved to belong to this command: once ``data`` has gone out more
+        than once, a second answer may still be on its way, and the exchange ends only after
+        ``stray_answer_window`` of silence, dropping any late copy, so that it can never be
+        taken as the answer to the next command.
+        """
         cfg = self.config
         res = self.result
         attempt = 0
         send = data
+        copies = 0
         while True:
             self.buffer.clear()
             yield from self._send(send)
+            copies += send == data
+            problem = ""
             try:
-                reply = yield from self._receive(_reply_end, cfg.first_timeout, f"the answer to {what}")
-            except ProtocolTimeout as e:
-                problem = f"no answer ({e})"
-                send = data
+                reply = yield from self._receive(
+                    _reply_end, cfg.first_timeout, f"the answer to {what}", cfg.max_message_bytes
+                )
+            except (ProtocolTimeout, Overflow) as e:
+                problem, send = f"no answer ({e})", data
             else:
-                if reply == NAK:
-                    problem = "NAK"
-                    send = data
-                elif (reply == ACK and expect_ack) or (
-                    reply.startswith((b"\x01", b"\x02")) and _bcc_ok(reply)
-                ):
-                    return reply
-                elif reply.startswith((b"\x01", b"\x02")):
-                    problem = "BCC error"
-                    send = NAK  # ask the meter to repeat its answer
+                verdict = answer(reply)
+                if isinstance(verdict, str):
+                    if verdict == "ended":
+                        raise ReaderError(
+                            Failure.PASSWORD if what == "P1" else Failure.PROGRAMMING,
+                            f"the meter ended the session (B0) after {what}",
+                        )
+                    problem = verdict
+                    # A message with a bad BCC: ask for the same answer again (it is ours).
+                    send = (repeat or NAK) if verdict.startswith("BCC") else data
                 else:
-                    problem = f"unexpected answer {reply[:20]!r}"
-                    send = data
+                    if copies > 1 or (repeat is not None and attempt):
+                        stray = yield from self._quiet(cfg.stray_answer_window, cfg.quiet_limit)
+                        if stray:
+                            res.notes.append(f"{what}: dropped {stray} byte(s) of a late second answer")
+                    return verdict
             attempt += 1
             res.retries += 1
             res.notes.append(f"{what}: {problem}; retry {attempt} of {cfg.retries}")
             if attempt > cfg.retries:
                 raise ReaderError(Failure.PROGRAMMING, f"{what}: {problem} after {cfg.retries} retries")
             yield from self._pause(0.2 * attempt)
+
+
+class Overflow(ProtocolError):
+    """More bytes arrived than the message being waited for can have."""
+
+
+# --- what counts as an answer ------------------------------------------------------------------
+
+
+def _ended(reply: bytes) -> bool:
+    return reply.startswith(b"\x01B0") and _bcc_ok(reply)
+
+
+def _data_answer(reply: bytes) -> DataMessage | str:
+    """An R1/R3 answer: a data message (or error message) with a good BCC; else what is wrong."""
+    if reply == NAK:
+        return "NAK"
+    if _ended(reply):
+        return "ended"
+    if not reply.startswith(b"\x02"):
+        return f"unexpected answer {reply[:20]!r}"
+    try:
+        return DataMessage.from_bytes(reply, verify_bcc=True)
+    except BccError:
+        return "BCC error"
+    except ProtocolError:
+        return f"unexpected answer {reply[:20]!r}"
+
+
+def _p1_answer(reply: bytes) -> bytes | str:
+    if reply == ACK:
+        return reply
+    if reply == NAK:
+        return "NAK"
+    if _ended(reply):
+        return "ended"
+    if reply.startswith(b"\x02") and _bcc_ok(reply):
+        raise ReaderError(Failure.PASSWORD, f"the meter answered P1 with {reply[:30]!r}")
+    return f"unexpected answer {reply[:20]!r}"
 
 
 # --- framing helpers ---------------------------------------------------------------------------
@@ -526,7 +692,7 @@ def _ident_end(request: bytes) -> Any:
         i = buf.find(CRLF, skip)
         if i < 0:
             return None
-        if buf.find(b"/", skip) < 0:  # a stray line (noise): drop it and keep waiting
+        if buf.find(b"/", skip, i) < 0:  # a stray line (noise): drop it and keep waiting
             del buf[: i + 2]
             return None
         return i + 2
@@ -553,7 +719,10 @@ def _reply_end(buf: bytearray) -> int | None:
 
 
 def _bcc_ok(message: bytes) -> bool:
-    return (message[-1] & 0x7F) == bcc_of_message(message[:-1])
+    try:
+        return (message[-1] & 0x7F) == bcc_of_message(message[:-1])
+    except ValueError:
+        return False
 
 
 def _looks_garbled(data: bytes) -> bool:

@@ -154,6 +154,10 @@ class Meter:
         self._authorized = profile.password is None
         self._written: dict[str, str] = {}
         self.sessions = 0
+        #: what the meter sent, for grading and soaks: (time, register, value text) of every
+        #: register it answered, and every readout block it built (before any fault)
+        self.answers: list[tuple[float, str, str]] = []
+        self.readouts: list[bytes] = []
         self.last_command: Command | None = None  #: the command the meter is answering (faults use it)
         self.fault_partial_size: int | None = None  #: a fault: answer R1 in partial blocks of this size
         if profile.mode == "D":
@@ -505,6 +509,7 @@ class Meter:
             self._error()
             return
         value = self._written.get(spec.address) or self.value_text(spec)
+        self.answers.append((self.now, spec.address, value))
         text = (cmd.address if self.profile.reply_with_address else "") + value
         block = text.encode("latin-1")
         size = self.profile.partial_block_size
@@ -609,7 +614,9 @@ class Meter:
         return ("\r\n".join(lines) + "\r\n!\r\n").encode("latin-1")
 
     def _readout_bytes(self) -> bytes:
-        return DataMessage(self.readout_block()).to_bytes()
+        block = self.readout_block()
+        self.readouts.append(block)
+        return DataMessage(block).to_bytes()
 
     def _push_bytes(self) -> bytes:
         return self.profile.identification.to_bytes() + CRLF + self.readout_block()

@@ -48,7 +48,11 @@ def test_cli_reads_the_virtual_me162_on_a_pty_as_json() -> None:
     assert doc["identification"]["raw"] == "/ISK5ME162-0033"
     assert doc["bcc"] == {"present": True, "valid": True}
     assert doc["data_sets"][2]["values"] == [{"value": "0033402.264", "unit": "kWh"}]
-    assert doc["session"]["mode"] == "C" and doc["session"]["speeds"] == [9600]
+    assert (
+        doc["session"]["mode"] == "C"
+        and doc["session"]["speeds"] == [300, 9600]
+        and doc["session"]["virtual"] is False
+    )
 
 
 def test_cli_programming_mode_on_a_pty() -> None:
@@ -81,7 +85,7 @@ def test_raw_tcp_with_software_parity() -> None:
 def test_rfc2217_mode_c_and_programming() -> None:
     with TcpMeter(options(), 0, rfc2217=True) as tm:
         res = read_once(PortOptions(tm.url, time_scale=SPEED), ReaderConfig())
-        assert res.readout is not None and res.speeds == [9600]
+        assert res.readout is not None and res.speeds == [300, 9600]
         time.sleep(0.2)
         res = read_once(PortOptions(tm.url, time_scale=SPEED), ReaderConfig(registers=("2.8.0",)))
         assert res.registers["2.8.0"]["value"] == "0000013.465"

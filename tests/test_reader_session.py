@@ -48,7 +48,7 @@ def test_mode_c_readout_at_9600() -> None:
     res = read(b)
     assert res.readout is not None and res.readout.bcc_valid
     assert res.identification is not None and res.identification.ident == "ME162-0033"
-    assert res.mode == "C" and res.speeds == [9600]
+    assert res.mode == "C" and res.speeds == [300, 9600]
     assert [ds.address for _, ds in res.readout.data.data_sets][:3] == ["C.1.0", "0.0.0", "1.8.0"]
 
 
@@ -76,7 +76,7 @@ def test_change_delay_and_baud_cap() -> None:
     assert res.readout is not None
     b = Bench()
     res = read(b, ReaderConfig(baud="4800"))
-    assert res.speeds == [] and res.readout is not None  # 9600 offered, cap 4800: stays at 300
+    assert res.speeds == [300] and res.readout is not None  # 9600 offered, cap 4800: stays at 300
     assert any("staying at 300" in n for n in res.notes)
     assert wire(b, "m2r")[-1][1] == 300
 
@@ -84,7 +84,7 @@ def test_change_delay_and_baud_cap() -> None:
 def test_baud_300_never_switches() -> None:
     b = Bench()
     res = read(b, ReaderConfig(baud="300"))
-    assert res.readout is not None and res.speeds == []
+    assert res.readout is not None and res.speeds == [300]
     assert b"\x06000\r\n" in [d for _, _, d in wire(b, "r2m")]
 
 
@@ -102,7 +102,7 @@ def test_programming_mode_reads_registers_and_ends_with_b0() -> None:
     sent = [d for _, _, d in wire(b, "r2m")]
     assert sent[-1] == b"\x01B0\x03q"
     assert b"\x06" not in sent  # never ACKs the P0 (the ME162 would NAK the next R1)
-    assert res.speeds == [9600]
+    assert res.speeds == [300, 9600]
 
 
 def test_nak_is_retried_and_bounded() -> None:
@@ -123,7 +123,7 @@ def test_nak_is_retried_and_bounded() -> None:
     b.link.interceptors.append(
         lambda tx: [replace(tx, data=b"\x15", kind="nak")] if tx.kind == "reply" else [tx]
     )
-    e = failure(b, ReaderConfig(registers=("1.8.0",), retries=3))
+    e = failure(b, ReaderConfig(registers=("1.8.0",), retries=3, session_retries=0))
     assert e.failure is Failure.PROGRAMMING and "after 3 retries" in str(e)
     assert [d for _, _, d in wire(b, "r2m")].count(b"\x01R1\x021.8.0()\x03Z") == 4
     assert wire(b, "r2m")[-1][2] == b"\x01B0\x03q"  # B0 even after the failure
@@ -213,7 +213,7 @@ def test_modes_a_b_and_d() -> None:
     assert res.mode == "A" and res.readout is not None and res.readout.data.find("1.8.0") is not None
     b = Bench(str(DATA / "mode_b.yaml"))
     res = read(b)
-    assert res.mode == "B" and res.speeds == [2400] and res.readout is not None
+    assert res.mode == "B" and res.speeds == [300, 2400] and res.readout is not None
     b = Bench("ebz_dd3")
     res = read(b, ReaderConfig(mode="D", push_baud=9600))
     assert res.mode == "D" and res.readout is not None and res.readout.mode_d
@@ -224,7 +224,8 @@ def test_break_first_ends_a_session_left_open() -> None:
     read(b, ReaderConfig(registers=("1.8.0",)))
     # a reader that died in programming mode: sign on, enter programming, leave without B0
     b.meter._enter_programming(9600)  # the meter is in programming mode at 9600 Bd
-    e = failure(b, ReaderConfig())
+    b.meter.outbox.clear()  # (without the P0 it would have sent then)
+    e = failure(b, ReaderConfig(session_retries=0))
     assert e.failure is Failure.NO_IDENTIFICATION  # deaf
     res = read(b, ReaderConfig(break_first=True))
     assert res.readout is not None
@@ -282,3 +283,99 @@ def test_wake_up_sends_nuls_then_waits_then_signs_on() -> None:
     nul_end = sent[0][0] + 65 * 10 / 300
     assert 2.1 <= nul_end - sent[0][0] <= 2.3
     assert sent[1][2] == b"/?!\r\n" and 1.5 <= sent[1][0] - nul_end <= 1.7 + 1e-6
+
+
+# --- defects found by the chaos soak: each test failed before its fix --------------------------
+
+
+def _scenario(tmp_path: Path, faults: str) -> str:
+    p = tmp_path / "s.yaml"
+    p.write_text(f"name: s\npurpose: p\nreference: r\nfaults:\n{faults}")
+    return str(p)
+
+
+def test_an_r1_answer_after_the_repeat_is_never_taken_for_the_next_register(tmp_path: Path) -> None:
+    # The first answer has a bad BCC (the reader NAKs), the repeat comes 2.3 s late: after the
+    # reader's timeout and its own repeat of R1 1.8.0.  The meter then answers that repeat too.
+    # The ME162's answers carry no address: the second copy must not become 2.8.0's value.
+    late = _scenario(
+        tmp_path,
+        "  - when: {message: reply}\n    do: {action: corrupt_bcc}\n"
+        "  - when: {message: reply, nth: 2}\n    do: {action: delay, seconds: 2.3}\n",
+    )
+    b = Bench(scenarios=[late])
+    res = read(b, ReaderConfig(registers=("1.8.0", "2.8.0", "1.8.1", "2.8.2")))
+    values = {r: v["value"] for r, v in res.registers.items()}
+    assert values == {
+        "1.8.0": "0033402.264",
+        "2.8.0": "0000013.465",
+        "1.8.1": "0000000.000",
+        "2.8.2": "0000013.465",
+    }
+    assert any("late second answer" in n for n in res.notes)
+
+
+@pytest.mark.parametrize("mask", [0x03, 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40])  # 0x03: STX -> SOH
+def test_a_flipped_first_byte_of_an_r1_answer_is_retried_not_a_traceback(tmp_path: Path, mask: int) -> None:
+    flip = _scenario(
+        tmp_path, f"  - when: {{message: reply}}\n    do: {{action: flip, at: 0, mask: {mask}}}\n"
+    )
+    res = read(Bench(scenarios=[flip]), ReaderConfig(registers=("1.8.0", "2.8.0")))
+    assert res.registers["1.8.0"]["value"] == "0033402.264"
+    assert res.registers["2.8.0"]["value"] == "0000013.465"
+
+
+@pytest.mark.parametrize(("at", "mask"), [(1, 0x7A), (21, 0x0F), (23, 0x33), (0, 0x08), (40, 0x08)])
+def test_a_corrupted_push_is_a_clean_failure_or_a_correct_reading(tmp_path: Path, at: int, mask: int) -> None:
+    flip = _scenario(
+        tmp_path, f"  - when: {{message: push}}\n    do: {{action: flip, at: {at}, mask: {mask}}}\n"
+    )
+    b = Bench("ebz_dd3", scenarios=[flip])
+    try:
+        res = read(b, ReaderConfig(mode="D", push_baud=9600, session_retries=0))
+    except ReaderError as e:
+        assert e.failure in (Failure.PROTOCOL, Failure.LINE_BUSY, Failure.NO_IDENTIFICATION)
+    else:
+        assert res.readout is not None and res.identification is not None
+
+
+def test_a_meter_that_never_stops_pushing_does_not_hold_auto_mode_for_ever() -> None:
+    # eBZ DD3 pushes at 9600 Bd every second; a reader in auto mode listens at 300 Bd and hears
+    # garbage that never ends.  Each byte used to extend the deadline, for ever.
+    e = failure(Bench("ebz_dd3"), ReaderConfig(session_retries=0))
+    assert e.failure is Failure.LINE_BUSY and "--mode D" in str(e)
+
+
+def test_steady_noise_is_bytes_but_no_identification() -> None:
+    b = Bench()
+    b.link.interceptors.append(lambda tx: [replace(tx, data=b"\x7f" * 400, kind="noise")])
+    e = failure(b, ReaderConfig(session_retries=0))
+    assert e.failure is Failure.LINE_BUSY
+
+
+def test_after_a_lost_identification_the_retry_waits_out_the_300_bd_fallback_readout(tmp_path: Path) -> None:
+    # The identification is cut; the ME162, getting no ACK, sends its readout at 300 Bd (6.6 s).
+    # A retry inside it is not heard; the reader must wait for the line to go quiet first.
+    cut = _scenario(tmp_path, "  - when: {message: identification}\n    do: {action: truncate, keep: 8}\n")
+    res = read(Bench(scenarios=[cut]))
+    assert res.readout is not None and res.retries == 1
+    assert any("quiet" in n for n in res.notes)
+
+
+def test_every_repeat_is_counted_in_retries() -> None:
+    b = Bench()
+    b.meter._enter_programming(9600)  # deaf until B0: the first attempt gets no identification
+    b.meter.outbox.clear()
+    res = read(b)
+    assert res.readout is not None and res.retries == 1
+    assert any("attempt 1 failed" in n for n in res.notes)
+
+
+def test_the_session_never_changes_the_config_it_is_given() -> None:
+    config = ReaderConfig()
+    before = replace(config)
+    b = Bench()
+    b.meter._enter_programming(9600)
+    b.meter.outbox.clear()
+    read(b, config)
+    assert config == before
