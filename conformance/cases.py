@@ -941,6 +941,51 @@ def catalogue() -> list[Case]:
             S(scenarios=("noise-after-t10",), runs=2),
             g.fail_cleanly_or_read,
         ),
+        Case(
+            "ROBUST-12",
+            "A late R1 answer after the reader's repeat",
+            "The meter answers a repeated R1 twice; the late copy must not be reported as the next register.",
+            "ME162 R1 answers carry no address; reference-reader soak (issue 14)",
+            S(scenarios=("late-r1-after-repeat",), registers=READ_REGS),
+            g.registers_correctly,
+            needs_registers(*READ_REGS),
+        ),
+        Case(
+            "ROBUST-13",
+            "A meter that never stops sending",
+            "A meter pushes at 9600 Bd every second while the reader signs on at 300 Bd: the reader ends (cleanly) "
+            "within its timeout; it never waits for ever.",
+            "Reference-reader soak (issue 14): each byte extended the deadline",
+            S(profile="ebz_dd3"),
+            g.fail_cleanly_or_read,
+        ),
+        Case(
+            "ROBUST-14",
+            "SOH where an R1 answer's STX belongs",
+            "A spoiled first byte of an R1 answer (its BCC still right): repeat and read the register, never crash.",
+            "Reference-reader soak (issue 14)",
+            S(scenarios=("soh-first-byte-r1",), registers=READ_REGS),
+            g.registers_correctly,
+            needs_programming,
+        ),
+        Case(
+            "ROBUST-15",
+            "A spoiled mode D push",
+            "A byte at the start of a push is spoiled: fail cleanly or read a good push.",
+            "Reference-reader soak (issue 14)",
+            S(profile="ebz_dd3", scenarios=("corrupt-push",)),
+            g.fail_cleanly_or_read,
+            needs_mode("D"),
+        ),
+        Case(
+            "ROBUST-16",
+            "The 300 Bd fallback readout after a lost identification",
+            "The identification is cut and the meter sends its readout at 300 Bd unasked: the reader waits for "
+            "the line to go quiet and reads again.",
+            "PROTOCOL.md 6 (fallback readout); reference-reader soak (issue 14)",
+            S(scenarios=("cut-identification",)),
+            g.read_correctly,
+        ),
     ]
     cases += replay_cases()
     return cases

@@ -81,6 +81,10 @@ def test_the_reference_reader_passes_every_applicable_case_of_each_group(tmp_pat
         ("no-retry", "PROG-03", True),
         ("wrong-values", "DATA-01", False),
         ("wrong-values", "REPLAY-01", False),
+        ("take-late-answer", "ROBUST-12", True),
+        ("unbounded-wait", "ROBUST-13", False),
+        ("parse-any-answer", "ROBUST-14", True),
+        ("retry-at-once", "ROBUST-16", False),
     ],
 )
 def test_a_broken_reader_fails_the_case_meant_to_catch_it(

@@ -1,7 +1,8 @@
 """A deliberately broken reader, to show that the conformance cases can fail.
 
     python broken_reader.py PORT SPEED --fault accept-bad-bcc|switch-early|no-b0|retry-forever|misparse-ident|
-                                               ack-at-new-speed|no-retry|wrong-values
+                                               ack-at-new-speed|no-retry|wrong-values|take-late-answer|
+                                               unbounded-wait|parse-any-answer|retry-at-once
                             [--registers 1.8.0,2.8.0]
 
 It is the reference reader's session with one thing done wrong, printing the same JSON.
@@ -15,14 +16,30 @@ import sys
 from collections.abc import Generator
 from typing import Any
 
+from me162.protocol.datablock import parse_line
+from me162.protocol.frames import Command, DataMessage
 from me162.protocol.line import MODE_C_BAUDS
 from me162.reader import driver
 from me162.reader.cli import result_json
-from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSpeed
+from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSpeed, _reply_end
 
 
 class Broken(ReaderSession):
     fault = ""
+
+    def _read_register(self, reg: str) -> Generator[Any, Any, Any]:
+        if self.fault != "parse-any-answer":
+            return (yield from super()._read_register(reg))
+        # Takes any framed answer with a good BCC as a data message, as the reader once did:
+        # an SOH in the first byte escapes as a FramingError traceback.
+        cmd = Command.read(reg)
+        self.buffer.clear()
+        yield from self._send(cmd.to_bytes())
+        reply = yield from self._receive(_reply_end, self.config.first_timeout, "the answer", 4096)
+        msg = DataMessage.from_bytes(reply)
+        text = msg.block.decode("latin-1")
+        value = parse_line(text).data_sets[0].values[0]
+        return {"value": value.value, "unit": value.unit, "error": None, "raw": text}
 
     def _switch(self, baud: int, extra: float = 0.0) -> Generator[Any, Any, None]:
         if self.fault == "switch-early" and baud != self.baud:
@@ -57,7 +74,13 @@ def main() -> int:
     config = ReaderConfig(registers=regs, verify_bcc=args.fault != "accept-bad-bcc")
     if args.fault == "no-retry":
         config.retries = 0  # neither the command nor the session is tried again
-    retries = 0 if args.fault == "no-retry" else 2
+    retries = {"no-retry": 0, "retry-at-once": 1}.get(args.fault, 2)
+    if args.fault == "take-late-answer":
+        config.stray_answer_window = 0.0  # the late copy of an answer becomes the next value
+    if args.fault == "unbounded-wait":
+        config.max_ident_bytes = config.max_message_bytes = 10**9  # each byte extends the deadline
+    if args.fault == "retry-at-once":
+        config.quiet_before_retry = config.quiet_limit = 0.0  # a retry lands in the meter's readout
     if args.fault == "retry-forever":
         config.retries = 10**6
         retries = 10**6
