@@ -95,8 +95,10 @@ class Line:
         self.free = float("-inf")  #: when the last frame laid down ends
         self._starts: dict[float, Frame] = {}
         self._first = 0  #: edges before this index are behind every receiver and may be dropped
+        self.version = 0  #: changes whenever a frame is laid down
 
     def add(self, frame: Frame) -> None:
+        self.version += 1
         dt = 1.0 / frame.fmt.baud
         last = self.edges[-1] if self.edges else float("-inf")
         if frame.start >= self.free:
@@ -157,10 +159,19 @@ class Receiver:
         self.line = line
         self.settings_at = settings_at
         self.armed_at = float("-inf")  #: the receiver looks for a start bit after this time
+        self._memo: tuple[tuple[object, ...], tuple[RxChar, float] | None] | None = None
 
     def _next(self) -> tuple[RxChar, float] | None:
         """The next character and the time after which the receiver looks for a start bit
-        again (the middle of the stop bit), or None."""
+        again (the middle of the stop bit), or None.  Remembered until the line, the
+        receiver's position or its settings change (the link asks often)."""
+        edge = self.line.next_falling_edge(self.armed_at)
+        key = (self.line.version, self.armed_at, edge, None if edge is None else self.settings_at(edge))
+        if self._memo is None or self._memo[0] != key:
+            self._memo = (key, self._decode_next())
+        return self._memo[1]
+
+    def _decode_next(self) -> tuple[RxChar, float] | None:
         line = self.line
         armed = self.armed_at
         while True:
