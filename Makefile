@@ -7,7 +7,7 @@ FILES_HASH := $(shell find protocol simulator reader conformance fixtures -type 
 STAMP := $(VENV)/.installed-$(FILES_HASH)
 PACKAGES := -p me162.protocol -p me162.simulator -p me162.reader -p me162.conformance -p me162.fixtures
 
-.PHONY: demo test lint typecheck pytest bench clean install
+.PHONY: demo test lint typecheck pytest bench clean install test-deps
 
 install: $(STAMP)
 
@@ -37,7 +37,18 @@ typecheck: $(STAMP)
 	$(BIN)/mypy $(PACKAGES)
 	$(BIN)/mypy tests bench tools conformance/adapters
 
-pytest: $(STAMP)
+# The real parts the tests start (never mocked, never skipped): a C compiler and Node.js with the
+# serialport package for the serial-port matrix.  Installed from Debian and npm when missing.
+NODE_READER := tests/readers/node
+test-deps:
+	@command -v cc >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "installing the C compiler and Node.js the tests need (apt-get)"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc nodejs npm >/dev/null; }
+	@test -d $(NODE_READER)/node_modules/serialport || { \
+		echo "installing the serialport npm package for the Node.js reader"; \
+		cd $(NODE_READER) && npm ci --no-audit --no-fund --silent; }
+
+pytest: $(STAMP) test-deps
 	$(BIN)/pytest
 
 test: lint typecheck pytest

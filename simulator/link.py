@@ -256,7 +256,6 @@ class Link:
         self._note(WireEvent(tx.at, "data", M2R, tx.data, tx.baud, tx.kind))
 
     def _note(self, event: WireEvent) -> None:
+        # Logged once, in time order, by whoever serves the link (Served._flush).
         if self.record:
             self.events.append(event)
-        if event.kind == "data":
-            log.debug("%9.3f %s %5s %s", event.t, event.dir, event.baud, event.data.hex(" "))

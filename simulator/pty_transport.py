@@ -1,18 +1,38 @@
 """The virtual meter on a Linux pseudo-terminal.
 
-The reader opens the slave side (``/dev/pts/N``, or a symlink given with ``--link``) like a
-USB probe.  The simulator holds the master side in packet mode with EXTPROC set, so every
-``tcsetattr`` the reader makes arrives as a TIOCPKT_IOCTL packet: the simulator then reads the
-reader's speed and flags.  Data bits and parity are invisible on a pty (the kernel forces CS8),
-so the character format is taken as 7E1 unless ``--parity-bit`` says the reader runs 8N1 with
-the parity in bit 7.
+The reader opens the slave side (``/dev/pts/N``, or a link given with ``--link``) like a USB
+probe.  The simulator holds the master side and must know, at every moment it matters — when
+each byte arrives from the reader and before each byte goes to it — the speed and flags the
+reader's port has, however the reader set them (docs/serial-port.md tells the whole story):
 
-Pacing: what the reader writes is queued on the virtual wire and leaves it at 10 bits per
-character; bytes still queued when the reader changes speed go out at the new speed.  A pty's
-``tcdrain`` (pyserial's ``flush()``) returns at once, as it does on many USB serial adapters,
-so a reader must wait for the transmission time itself before it switches speed.  When the reader closes the port the slave's speed is reset, so the next
-``open`` at 300 7E1 changes something (glibc rejects a 7E1 ``tcsetattr`` on a pty that changes
-nothing, with EINVAL).
+- **Packet mode** (TIOCPKT with EXTPROC): every ``tcsetattr`` of the reader wakes the simulator
+  with a TIOCPKT_IOCTL packet at once, so a switch is timed to the moment it happens and kept in
+  order with the data written before it.  A reader that clears ``c_lflag`` (``cfmakeraw``,
+  node-serialport, much C code) clears EXTPROC too; the simulator sets it again right away.
+- **Polling**: the settings are read again (TCGETS2, so ``BOTHER`` speeds set with ``TCSETS2``
+  are seen) before every write to the reader, after every read from it and on every wake-up;
+  while packet mode is off the simulator wakes every millisecond.  ``--verbose`` says which of
+  the two saw each change.
+- **A fresh port for every session**: when the reader closes, the slave gets the settings of a
+  newly created port again (38400 Bd, cooked, as Linux creates it), so nothing one reader left
+  can change what the next one sees.
+- **glibc's EINVAL**: Debian's and Fedora's glibc make ``tcsetattr`` fail with EINVAL when a
+  7E1 request changes nothing on a pty (the pty always reports CS8 without parity, so glibc
+  believes the request was dropped; the kernel's ioctl itself succeeds).  After each change the
+  simulator sets IGNBRK (meaningless on a pty), which pyserial and ``cfmakeraw`` clear, so
+  their next ``tcsetattr`` always changes something.  A reader that re-applies its settings by
+  read-modify-write keeps IGNBRK and still gets EINVAL from glibc: the simulator says so in one
+  line, and docs/serial-port.md gives the working alternatives.
+
+Data bits and parity are invisible on a pty (the kernel forces CS8), so the character format is
+taken as 7E1 unless ``--parity-bit`` says the reader runs 8N1 with the parity in bit 7.  A pty's
+``tcdrain`` returns at once, as on many USB serial adapters, so a reader must wait for the
+transmission time itself before it switches speed.
+
+``--link PATH`` makes PATH a symlink to ``/proc/<pid>/fd/<n>``, an O_PATH handle on the slave
+held by the simulator: it opens the pty while the simulator lives, and nothing at all once it is
+gone, even after ``kill -9`` (a plain link to ``/dev/pts/N`` would lead into whatever terminal
+the kernel hands that number to next).
 """
 
 from __future__ import annotations
@@ -23,10 +43,11 @@ import fcntl
 import logging
 import os
 import select
+import struct
 import termios
-import time
-import tty
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from me162.protocol.errors import ConfigError
 from me162.protocol.line import LineSettings
@@ -80,38 +101,105 @@ def apply_input_flags(data: bytes, iflag: int) -> bytes:
     return data
 
 
-def open_packet_pty(link: str | Path | None = None) -> tuple[int, str, Path | None]:
-    """A pty whose master reports the slave's settings changes (TIOCPKT + EXTPROC), with the
-    slave raw at 38400 Bd and closed, and optionally a symlink to it."""
+# struct termios2 (asm-generic, x86-64 and arm64): four flag words, c_line, 19 c_cc, ispeed, ospeed
+_TERMIOS2 = struct.Struct("IIIIB19sII")
+TCGETS2 = 0x80000000 | (_TERMIOS2.size << 16) | (ord("T") << 8) | 0x2A
+CBAUD = 0o010017
+BOTHER = 0o010000
+OPEN_POLL = 0.001  #: seconds between looks at the settings while packet mode is off
+
+
+@dataclass(frozen=True)
+class PortState:
+    """The reader's port settings as the simulator reads them from the master."""
+
+    iflag: int
+    oflag: int
+    cflag: int
+    lflag: int
+    baud: int
+
+    @property
+    def extproc(self) -> bool:
+        return bool(self.lflag & EXTPROC)
+
+    @property
+    def stop(self) -> int:
+        return 2 if self.cflag & termios.CSTOPB else 1
+
+    def reader_view(self) -> tuple[int, ...]:
+        """What the reader set (without the bits the simulator itself keeps set)."""
+        return (self.iflag & ~termios.IGNBRK, self.oflag, self.cflag, self.lflag & ~EXTPROC, self.baud)
+
+    def attrs(self) -> list[object]:
+        return [self.iflag, self.oflag, self.cflag, self.lflag]
+
+
+def read_port_state(master: int) -> PortState:
+    """The slave's settings, speed included however it was set (TCGETS2 reads the numeric
+    speed of ``BOTHER``; plain TCGETS where TCGETS2 is not there)."""
+    try:
+        buf = bytearray(_TERMIOS2.size)
+        fcntl.ioctl(master, TCGETS2, buf)
+        iflag, oflag, cflag, lflag, _line, _cc, _ispeed, ospeed = _TERMIOS2.unpack(buf)
+        baud = ospeed or _SPEEDS.get(cflag & CBAUD, 0)
+    except OSError:
+        attrs = termios.tcgetattr(master)
+        iflag, oflag, cflag, lflag = (int(x) for x in attrs[:4])
+        baud = _SPEEDS.get(int(attrs[5]), 0)
+    return PortState(iflag, oflag, cflag, lflag, baud)
+
+
+def fresh_attrs() -> list[Any]:
+    """The settings of a newly created port, as the kernel gives a new pty (cooked, 38400 Bd,
+    8 bits), with the simulator's EXTPROC and IGNBRK."""
+    master, slave = os.openpty()
+    try:
+        attrs = termios.tcgetattr(slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    attrs[0] = int(attrs[0]) | termios.IGNBRK
+    attrs[3] = int(attrs[3]) | EXTPROC
+    attrs[4] = attrs[5] = termios.B38400
+    return attrs
+
+
+FRESH = fresh_attrs()
+
+
+def open_packet_pty(link: str | Path | None = None) -> tuple[int, str, Path | None, int | None]:
+    """A pty whose master reports the slave's settings changes (TIOCPKT + EXTPROC), the slave
+    fresh and closed, and optionally a link to it that dies with this process.
+
+    Returns the master, the slave's path, the link and the O_PATH handle the link points at."""
     master, slave = os.openpty()
     path = os.ttyname(slave)
-    tty.setraw(slave)
-    attrs = termios.tcgetattr(slave)
-    attrs[4] = attrs[5] = termios.B38400
-    termios.tcsetattr(slave, termios.TCSANOW, attrs)
+    termios.tcsetattr(slave, termios.TCSANOW, FRESH)
     os.close(slave)
     fcntl.ioctl(master, termios.TIOCPKT, b"\x01\x00\x00\x00")
-    m = termios.tcgetattr(master)
-    m[3] |= EXTPROC
-    termios.tcsetattr(master, termios.TCSANOW, m)
     os.set_blocking(master, False)
     with contextlib.suppress(OSError):  # the setup's own settings-change packets: not the reader's
         while os.read(master, 4096):
             pass
     link_path: Path | None = None
+    handle: int | None = None
     if link is not None:
         link_path = Path(link)
         if link_path.exists() and not link_path.is_symlink():
             os.close(master)
             raise ConfigError(f"--link {link_path}: exists and is not a symlink; not replacing it")
+        # An O_PATH handle does not open the tty (the reader's close is still seen); opening
+        # /proc/<pid>/fd/<handle> opens the pty, and fails once this process is gone.
+        handle = os.open(path, os.O_PATH)
         with contextlib.suppress(FileNotFoundError):
             link_path.unlink()
-        link_path.symlink_to(path)
-    return master, path, link_path
+        link_path.symlink_to(f"/proc/{os.getpid()}/fd/{handle}")
+    return master, path, link_path, handle
 
 
 def slave_speed(master: int) -> int:
-    return _SPEEDS.get(termios.tcgetattr(master)[5], 0)
+    return read_port_state(master).baud
 
 
 class PtyMeter(Background):
@@ -126,10 +214,12 @@ class PtyMeter(Background):
         meter: MeterLike | None = None,
     ) -> None:
         self.served = Served(options, index=index, meter=meter)
-        self.master, self.path, self.link_path = open_packet_pty(link)
+        self.master, self.path, self.link_path, self._handle = open_packet_pty(link)
         self.reader_open = False
-        self.iflag = 0
+        self.state: PortState | None = None  #: the settings last seen
         self.port_reports: list[str] = []
+        self._own_packet = False  #: a settings-change packet of the simulator's own is due
+        self._wrote = False  #: the reader has written something since it opened the port
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
 
@@ -137,13 +227,20 @@ class PtyMeter(Background):
     def device(self) -> str:
         return str(self.link_path or self.path)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.master)
-        self.served.close()
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._handle)
+            self._handle = None
         if self.link_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.link_path.unlink()
+
+    def close(self) -> None:
+        self._release()
+        self.served.close()
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -152,6 +249,8 @@ class PtyMeter(Background):
         poller = select.poll()
         poller.register(self.master, select.POLLIN)
         while not self._stop.is_set():
+            if self.reader_open:
+                self._look("poll")
             out = s.due()
             if s.link.line_drops and s.link.line_drops[0][0] <= s.now():
                 _, seconds = s.link.line_drops.pop(0)
@@ -160,9 +259,12 @@ class PtyMeter(Background):
                 poller.register(self.master, select.POLLIN)
                 continue
             if out and self.reader_open:
-                self._write(apply_input_flags(out, self.iflag))
+                self._write(out)
+            wait = s.wake_in()
+            if self.reader_open and self.state is not None and not self.state.extproc:
+                wait = min(wait, OPEN_POLL)
             try:
-                events = poller.poll(s.wake_in() * 1000)
+                events = poller.poll(wait * 1000)
             except (OSError, ValueError):
                 return
             flags = events[0][1] if events else 0
@@ -171,32 +273,36 @@ class PtyMeter(Background):
                 # What the reader wrote just before closing (a B0) is still to be read, and a
                 # reader opening the port right now may already have written its request:
                 # process every pending packet, losing nothing, before calling the port closed.
-                if flags & select.POLLIN and self.reader_open:
+                if flags & select.POLLIN:
+                    if not self.reader_open:
+                        self._opened()  # a reader that opened, set the port and left at once
                     self._take_pending()
                 self._closed()
-                time.sleep(CLOSED_POLL)
+                self._stop.wait(CLOSED_POLL)
             elif flags & select.POLLIN:
                 if not self.reader_open:
                     self._opened()
-                self._take()
+                self._take_pending()
 
     def _pull_probe(self, seconds: float) -> None:
         """A fault: the probe is pulled off (the device goes away) and plugged back in."""
         s = self.served
         s.note("note", f"fault: the probe is pulled off for {seconds} s ({self.device} goes away)")
-        with contextlib.suppress(OSError):
-            os.close(self.master)
-        if self.link_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link_path.unlink()
+        self._release()
         if self.reader_open:
             self.reader_open = False
             s.note("close", "the probe was pulled off")
         self._stop.wait(s.clock.real(seconds))
-        self.master, self.path, self.link_path = open_packet_pty(self.link_path)
+        self.master, self.path, self.link_path, self._handle = open_packet_pty(self.link_path)
+        self.state = None
         s.note("note", f"fault: the probe is back on {self.device}")
 
     def _write(self, data: bytes) -> None:
+        """Hand bytes to the reader, doing to them what its input flags would."""
+        state = self._look("before write")
+        if state is not None and state.extproc:
+            # Packet mode turns the line discipline's own input processing off: do it here.
+            data = apply_input_flags(data, state.iflag)
         try:
             os.write(self.master, data)
         except BlockingIOError:
@@ -206,57 +312,151 @@ class PtyMeter(Background):
                 raise
 
     def _take_pending(self) -> None:
-        for _ in range(64):
-            ready, _, _ = select.select([self.master], [], [], 0)
-            if not ready or not self._take():
+        for _ in range(256):
+            if not self._take():
                 return
+
+    def _read_packet(self) -> bytes:
+        try:
+            return os.read(self.master, 4096)
+        except BlockingIOError:
+            return b""
+        except OSError as e:
+            if e.errno == errno.EIO:
+                return b""
+            raise
 
     def _take(self) -> bool:
         """Read one packet: a settings change, or what the reader wrote; False if none."""
-        try:
-            packet = os.read(self.master, 4096)
-        except BlockingIOError:
-            return False
-        except OSError as e:
-            if e.errno == errno.EIO:
-                return False
-            raise
+        packet = self._read_packet()
         if not packet:
             return False
         if packet[0] == TIOCPKT_DATA:
-            self.served.reader_wrote(packet[1:])
-        elif packet[0] & TIOCPKT_IOCTL and self.reader_open:
-            self._settings_changed()
+            if len(packet) > 1:
+                self._wrote = True
+                self.served.reader_wrote(packet[1:])
+            self._look("after read")
+        elif packet[0] & TIOCPKT_IOCTL:
+            if not self.reader_open:
+                self._opened()
+            self._look("packet")
+            # The kernel hands over a settings change before data already buffered, so bytes
+            # read right after it may have been written before or after the change: the
+            # simulator takes them as written after it (as read), and says it cannot know.
+            held = bytearray()
+            while True:
+                more = self._read_packet()
+                if not more:
+                    break
+                if more[0] != TIOCPKT_DATA:
+                    self._look("packet")
+                    continue
+                held += more[1:]
+            if held:
+                self.served.note(
+                    "order-unknown",
+                    f"{len(held)} byte(s) ({bytes(held[:8]).hex(' ')}) were read together with a settings "
+                    "change: whether the reader wrote them before or after it is not known",
+                )
+                self._wrote = True
+                self.served.reader_wrote(bytes(held))
         return True
 
     def _opened(self) -> None:
         self.reader_open = True
+        self._wrote = False
+        self.state = None
         self.served.note("open", f"reader opened {self.device}")
-        self._settings_changed()
+        self._look("open")
 
     def _closed(self) -> None:
         if not self.reader_open:
             return
         self.reader_open = False
+        self._reset()
+        if not self._wrote and self.state is not None:
+            self.served.note(
+                "port",
+                "reader closed the port without writing: if its tcsetattr failed with EINVAL, glibc "
+                "refused 7E1 settings that changed nothing on the pty (docs/serial-port.md)",
+            )
         self.served.note("close", f"reader closed {self.device}")
+        self.state = None
+        self._own_packet = False
+
+    def _reset(self) -> None:
+        """Give the slave the settings of a newly created port, so that nothing this reader left
+        (a speed, EXTPROC cleared) reaches the next one; first of all on a close, since a
+        reader may open the port again at once.  Not once a new reader holds the slave."""
+        poller = select.poll()
+        poller.register(self.master, select.POLLHUP)
+        if not any(flags & select.POLLHUP for _, flags in poller.poll(0)):
+            return  # someone opened the port again already: its settings are its own
         try:
-            attrs = termios.tcgetattr(self.master)
-            attrs[4] = attrs[5] = termios.B38400
+            termios.tcsetattr(self.master, termios.TCSANOW, FRESH)
+        except termios.error as e:  # pragma: no cover - defensive
+            log.warning("could not reset the port: %s", e)
+        with contextlib.suppress(OSError):
+            while self._read_packet():  # our own reset's packet
+                pass
+
+    def _look(self, how: str) -> PortState | None:
+        """Read the reader's settings; act on a change.  ``how`` says what prompted the look."""
+        try:
+            state = read_port_state(self.master)
+        except (OSError, termios.error):
+            return self.state
+        before = self.state
+        same = before is not None and state.reader_view() == before.reader_view()
+        armed = state.extproc and bool(state.iflag & termios.IGNBRK)
+        if same and armed:
+            self.state = state
+            if how == "packet":
+                if self._own_packet:
+                    self._own_packet = False
+                else:  # the reader's tcsetattr kept IGNBRK and changed nothing: glibc fails it
+                    self._settings_changed(state, how, unchanged_reapply=True)
+            return state
+        if not armed:
+            state = self._rearm(state)
+        self.state = state
+        if not same:
+            self._settings_changed(state, how, unchanged_reapply=False)
+        return state
+
+    def _rearm(self, state: PortState) -> PortState:
+        """Set EXTPROC (packet mode reports changes again) and IGNBRK (the reader's next
+        tcsetattr changes something, so glibc does not fail it) on the slave."""
+        attrs = termios.tcgetattr(self.master)
+        lost_extproc = not int(attrs[3]) & EXTPROC
+        attrs[0] = int(attrs[0]) | termios.IGNBRK
+        attrs[3] = int(attrs[3]) | EXTPROC
+        try:
             termios.tcsetattr(self.master, termios.TCSANOW, attrs)
         except termios.error as e:  # pragma: no cover - defensive
-            log.warning("could not reset the port speed: %s", e)
+            log.warning("could not set packet mode again: %s", e)
+            return state
+        self._own_packet = True
+        if lost_extproc:
+            log.debug("%s: the reader cleared EXTPROC (c_lflag); packet mode set again", self.path)
+        return read_port_state(self.master)
 
-    def _settings_changed(self) -> None:
-        attrs = termios.tcgetattr(self.master)
-        baud = _SPEEDS.get(attrs[5], 0)
-        self.iflag = int(attrs[0])
+    def _settings_changed(self, state: PortState, how: str, *, unchanged_reapply: bool) -> None:
         s = self.served
+        if unchanged_reapply:
+            s.note(
+                "port",
+                f"reader re-applied its settings unchanged ({state.baud} Bd): on a pty, Debian's and "
+                "Fedora's glibc fail such a 7E1 tcsetattr with EINVAL (see docs/serial-port.md)",
+            )
+            return
         current = s.link.reader_settings
-        settings = LineSettings(baud, current.bits, current.parity, 2 if attrs[2] & termios.CSTOPB else 1)
-        if baud and settings != current:
+        settings = LineSettings(state.baud, current.bits, current.parity, state.stop)
+        if state.baud and settings != current:
             s.reader_configured(settings)
-        problems = describe_port_flags(attrs)
+            log.debug("%s: reader set %s (seen by %s)", s.name, settings.describe(), how)
+        problems = describe_port_flags(state.attrs())
         report = "raw mode" if not problems else "not raw: " + "; ".join(problems)
         if not self.port_reports or self.port_reports[-1] != report:
             self.port_reports.append(report)
-            s.note("port", f"reader set {baud} Bd, {report}")
+            s.note("port", f"reader set {state.baud} Bd, {report}")

@@ -21,6 +21,9 @@ from me162.simulator.profile import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
+#: notes logged only with --verbose
+QUIET_NOTES = {"order-unknown"}
+
 
 @dataclass
 class MeterOptions:
@@ -181,7 +184,7 @@ class Served:
             self._flush(float("inf"))
             if self.recorder is not None:
                 self.recorder.end()
-        log.info("%s: %s", self.name, detail)
+        log.log(logging.DEBUG if kind in QUIET_NOTES else logging.INFO, "%s: %s", self.name, detail)
 
     def _log_events(self) -> None:
         events = self.link.events

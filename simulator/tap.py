@@ -34,7 +34,7 @@ class Tap(Background):
 
             raise ConfigError(f"cannot open {device}: {e}") from None
         self.device = device
-        self.master, self.path, self.link_path = open_packet_pty(link)
+        self.master, self.path, self.link_path, self._handle = open_packet_pty(link)
         header = new_header(
             origin="real",
             link={"recorder": "me162-sim tap", "adapter": device},
@@ -60,6 +60,9 @@ class Tap(Background):
         self.port.close()
         with contextlib.suppress(OSError):
             os.close(self.master)
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._handle)
         if self.link_path is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.link_path.unlink()
