@@ -28,7 +28,7 @@ from me162.simulator.session import MeterOptions
 pytestmark = pytest.mark.timeout(240)
 READERS = Path(__file__).resolve().parent / "readers"
 NODE_DIR = READERS / "node"
-SPEED = 5.0
+SPEED = 2.0  # slow enough that a loaded machine still switches within the 200 ms windows
 READOUT_START = "C.1.0(28342193)\r\n0.0.0(28342193)\r\n1.8.0(0033402.264*kWh)"
 
 
