@@ -76,27 +76,11 @@ class Bench:
 def drive(session: object, link: Link, *, start: float | None = None, limit: float = 600.0) -> object:
     """Run a reader session against a link on virtual time; returns the session's outcome
     (or raises the session's ReaderError)."""
-    from me162.reader.session import Event, ReaderSession, Send, SetSpeed, Wait
+    from me162.reader.session import ReaderSession
+    from me162.reader.soak import SessionHang, run_on_link
 
     assert isinstance(session, ReaderSession)
-    now = link.now if start is None else start
-    action: Send | SetSpeed | Wait | None = session.start(now)
-    while action is not None:
-        data = b""
-        if isinstance(action, Send):
-            link.reader_write(action.data, now)
-        elif isinstance(action, SetSpeed):
-            now = max(now, action.not_before)
-            link.reader_configure(link.reader_settings.with_baud(action.baud), now)
-        elif isinstance(action, Wait):
-            link.advance(now)
-            data = link.reader_take(now)
-            while not data and now < action.until:
-                nxt = link.next_event()
-                now = action.until if nxt is None else min(action.until, max(nxt, now + 1e-6))
-                link.advance(now)
-                data = link.reader_take(now)
-        if now > limit:
-            raise AssertionError("session ran past the time limit")
-        action = session.feed(Event(data, now))
-    return session.outcome
+    try:
+        return run_on_link(session, link, start=start, limit=limit)
+    except SessionHang as e:
+        raise AssertionError(f"session ran past the time limit: {e}") from None
