@@ -38,12 +38,15 @@ typecheck: $(STAMP)
 	$(BIN)/mypy tests bench tools conformance/adapters
 
 # The real parts the tests start (never mocked, never skipped): a C compiler and Node.js with the
-# serialport package for the serial-port matrix.  Installed from Debian and npm when missing.
+# serialport package for the serial-port matrix, Mosquitto for the MQTT publisher.  Installed
+# from Debian and npm when missing.
 NODE_READER := tests/readers/node
 test-deps:
-	@command -v cc >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
-		echo "installing the C compiler and Node.js the tests need (apt-get)"; \
-		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc nodejs npm >/dev/null; }
+	@command -v cc >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+		&& { command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || { \
+		echo "installing what the tests start: gcc, Node.js, Mosquitto (apt-get)"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			gcc nodejs npm mosquitto >/dev/null; }
 	@test -d $(NODE_READER)/node_modules/serialport || { \
 		echo "installing the serialport npm package for the Node.js reader"; \
 		cd $(NODE_READER) && npm ci --no-audit --no-fund --silent; }

@@ -26,14 +26,17 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from me162.protocol.errors import Me162Error
+from me162.protocol.errors import ConfigError, Me162Error
 from me162.protocol.frames import validate_address
 from me162.protocol.line import STANDARD_BAUDS
 from me162.reader import decode
 from me162.reader.driver import PortError, PortOptions, progress_printer, read_once
 from me162.reader.session import Failure, ReaderConfig, ReaderError, SessionResult
+
+if TYPE_CHECKING:
+    from me162.reader.publish import Publisher
 
 VIRTUAL_PORT = "me162://?profile=me162"
 EXIT_BY_FAILURE = {
@@ -201,7 +204,72 @@ def build_read_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--record", type=Path, metavar="FILE", help="write the session as a capture (format v1)")
     p.add_argument("-v", "--verbose", action="store_true", help="show the wire traffic with timestamps")
+    m = p.add_argument_group(
+        "publishing to MQTT (Home Assistant)",
+        "With --mqtt the reader reads every --loop seconds (default 60) and publishes each reading; "
+        "the password comes from ME162_MQTT_PASSWORD or --mqtt-password-file, never the command line. "
+        "docs/home-assistant.md has the topics and payloads.",
+    )
+    m.add_argument(
+        "--mqtt", metavar="URL", help="broker: mqtt://[user@]host[:1883] or mqtts://[user@]host[:8883]"
+    )
+    m.add_argument("--mqtt-password-file", type=Path, metavar="FILE", help="the broker password (first line)")
+    m.add_argument("--mqtt-ca", type=Path, metavar="FILE", help="mqtts: CA certificate(s) to trust")
+    m.add_argument("--mqtt-cert", type=Path, metavar="FILE", help="mqtts: client certificate")
+    m.add_argument("--mqtt-key", type=Path, metavar="FILE", help="mqtts: the client certificate's key")
+    m.add_argument("--mqtt-prefix", default="me162", metavar="TOPIC", help="topic prefix (default me162)")
+    m.add_argument(
+        "--meter-id", default="meter", help="this meter's part of the topics: PREFIX/ID/state (default meter)"
+    )
+    m.add_argument(
+        "--discovery",
+        choices=["device", "components", "none"],
+        default="device",
+        help="Home Assistant discovery: device-based (default), one config per entity (older Home "
+        "Assistant) or none",
+    )
+    m.add_argument("--discovery-prefix", default="homeassistant", metavar="TOPIC")
+    m.add_argument(
+        "--legacy-topic",
+        metavar="TOPIC",
+        help="also publish the original ME162 project's payload (meter_import, meter_export, ...) here, "
+        "e.g. /halixon",
+    )
+    m.add_argument("--uart-channel", type=_whole("--uart-channel", low=0, high=255), default=1)
+    m.add_argument(
+        "--queue",
+        type=_whole("--queue", low=1, high=10**6),
+        default=1000,
+        help="readings kept while the broker is unreachable (default 1000; the oldest is dropped)",
+    )
     return p
+
+
+def publisher_from(args: argparse.Namespace) -> Publisher | None:
+    if not args.mqtt:
+        return None
+    from me162.reader.publish import Broker, PublishOptions, check_topic_part, read_password
+    from me162.reader.publish import Publisher as _Publisher
+
+    broker = Broker.parse(args.mqtt)
+    opts = PublishOptions(
+        broker,
+        password=read_password(dict(os.environ), args.mqtt_password_file),
+        ca=args.mqtt_ca,
+        cert=args.mqtt_cert,
+        key=args.mqtt_key,
+        prefix=args.mqtt_prefix.strip("/") or "me162",
+        meter_id=check_topic_part(args.meter_id, "--meter-id"),
+        discovery=args.discovery,
+        discovery_prefix=args.discovery_prefix.strip("/") or "homeassistant",
+        legacy_topic=args.legacy_topic,
+        uart_channel=args.uart_channel,
+        queue_size=args.queue,
+    )
+    for f in (opts.ca, opts.cert, opts.key):
+        if f is not None and not f.is_file():
+            raise ConfigError(f"{f}: no such file")
+    return _Publisher(opts, virtual=is_virtual(args.port))
 
 
 def config_from(args: argparse.Namespace) -> ReaderConfig:
@@ -296,24 +364,44 @@ def run_read(argv: list[str]) -> int:
     )
     if not args.verbose:
         logging.getLogger("me162.wire").setLevel(logging.WARNING)
+    try:
+        publisher = publisher_from(args)
+    except ConfigError as e:
+        print(f"me162-read: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if publisher is not None and args.loop is None:
+        args.loop = 60.0
     config = config_from(args)
     opts = PortOptions(args.port, args.parity_in_software, args.speed)
     show = progress_printer() if sys.stderr.isatty() and not args.json and args.loop is None else None
     if args.loop is None:
         return read_and_report(opts, config, args, show)
-    n = 0
-    while args.count is None or n < args.count:
-        started = time.monotonic()
-        code = read_and_report(opts, config, args, None, loop=True)
-        n += 1
-        if args.count is not None and n >= args.count:
-            return code
-        time.sleep(max(0.0, args.loop - (time.monotonic() - started)))
-    return 0
+    if publisher is not None:
+        logging.getLogger("me162.reader.publish").setLevel(logging.INFO)
+        publisher.start()
+    try:
+        n = 0
+        while args.count is None or n < args.count:
+            started = time.monotonic()
+            code = read_and_report(opts, config, args, None, loop=True, publisher=publisher)
+            n += 1
+            if args.count is not None and n >= args.count:
+                return code
+            time.sleep(max(0.0, args.loop - (time.monotonic() - started)))
+        return 0
+    finally:
+        if publisher is not None:
+            publisher.close()
 
 
 def read_and_report(
-    opts: PortOptions, config: ReaderConfig, args: argparse.Namespace, show: Any, *, loop: bool = False
+    opts: PortOptions,
+    config: ReaderConfig,
+    args: argparse.Namespace,
+    show: Any,
+    *,
+    loop: bool = False,
+    publisher: Publisher | None = None,
 ) -> int:
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     try:
@@ -324,11 +412,17 @@ def read_and_report(
             )
         res = read_once(opts, config, progress=show, record=record)
     except ReaderError as e:
+        if publisher is not None:
+            publisher.failure(e.failure.summary, e.detail, e.failure.hint)
         return fail(e.failure.summary, str(e), EXIT_BY_FAILURE[e.failure], loop, stamp)
     except PortError as e:
+        if publisher is not None:
+            publisher.failure("port", str(e), "check the probe is plugged in and the port name is right")
         return fail("port", str(e), EXIT_PORT, loop, stamp)
     except OSError as e:
         return fail("record", f"cannot write the capture: {e}", EXIT_PORT, loop, stamp)
+    if publisher is not None:
+        publisher.reading(res)
     if show is not None:
         sys.stderr.write("\r" + " " * 60 + "\r")
     bad = [r for r, v in res.registers.items() if v["error"]]
