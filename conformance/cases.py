@@ -112,7 +112,8 @@ def ack_at_300(o: Outcome) -> V:
     if acks[0].baud != 300:
         return (
             Verdict.FAIL,
-            f"the option select went out at {acks[0].baud} Bd; it must go at 300 Bd (vzlogger PR 109)",
+            f"the option select went out at {acks[0].baud} Bd; it must go at 300 Bd (vzlogger PR 109)"
+            + g.order_unknown(o, acks[0]),
         )
     return Verdict.PASS, "the option select went out at 300 Bd"
 

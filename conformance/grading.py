@@ -162,6 +162,15 @@ def reader_switches(o: Outcome) -> list[WireEvent]:
     return sorted((e for e in o.events if e.kind == "settings"), key=lambda e: e.t)
 
 
+def order_unknown(o: Outcome, event: WireEvent) -> str:
+    """A caveat when the simulator read ``event``'s bytes together with a settings change, so
+    that the pty cannot tell whether they were written before or after it (docs/serial-port.md)."""
+    for e in o.events:
+        if e.kind == "order-unknown" and abs(e.t - event.t) < 0.01:
+            return " (the simulator read these bytes together with a speed change: which came first is not known)"
+    return ""
+
+
 def switch_after_ack(o: Outcome) -> V:
     acks = option_selects(o)
     if not acks:
@@ -174,6 +183,7 @@ def switch_after_ack(o: Outcome) -> V:
     if switch.t + EPS < end:
         return (
             Verdict.FAIL,
-            f"switched to {switch.baud} Bd {1000 * (end - switch.t):.0f} ms before its ACK had left the wire",
+            f"switched to {switch.baud} Bd {1000 * (end - switch.t):.0f} ms before its ACK had left the wire"
+            + order_unknown(o, ack),
         )
     return Verdict.PASS, f"switched {1000 * (switch.t - end):.0f} ms after the ACK's last stop bit"
