@@ -45,6 +45,7 @@ import os
 import select
 import struct
 import termios
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,10 @@ TCGETS2 = 0x80000000 | (_TERMIOS2.size << 16) | (ord("T") << 8) | 0x2A
 CBAUD = 0o010017
 BOTHER = 0o010000
 OPEN_POLL = 0.001  #: seconds between looks at the settings while packet mode is off
+#: wall-clock seconds the simulator waits after a reader's tcsetattr before it sets EXTPROC and
+#: IGNBRK again: glibc reads the settings back right after its TCSETS, and a change landing in
+#: between would make it report EINVAL for a call that worked
+SETTLE = 0.05
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,7 @@ class PtyMeter(Background):
         self.port_reports: list[str] = []
         self._own_packet = False  #: a settings-change packet of the simulator's own is due
         self._wrote = False  #: the reader has written something since it opened the port
+        self._rearm_at: float | None = None  #: when to set EXTPROC and IGNBRK again (monotonic)
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
 
@@ -263,6 +269,8 @@ class PtyMeter(Background):
             wait = s.wake_in()
             if self.reader_open and self.state is not None and not self.state.extproc:
                 wait = min(wait, OPEN_POLL)
+            if self._rearm_at is not None:
+                wait = max(0.0, min(wait, self._rearm_at - time.monotonic()))
             try:
                 events = poller.poll(wait * 1000)
             except (OSError, ValueError):
@@ -383,6 +391,7 @@ class PtyMeter(Background):
         self.served.note("close", f"reader closed {self.device}")
         self.state = None
         self._own_packet = False
+        self._rearm_at = None
 
     def _reset(self) -> None:
         """Give the slave the settings of a newly created port, so that nothing this reader left
@@ -418,7 +427,11 @@ class PtyMeter(Background):
                     self._settings_changed(state, how, unchanged_reapply=True)
             return state
         if not armed:
-            state = self._rearm(state)
+            if self._rearm_at is None:
+                self._rearm_at = time.monotonic() + SETTLE
+            elif time.monotonic() >= self._rearm_at:
+                self._rearm_at = None
+                state = self._rearm(state)
         self.state = state
         if not same:
             self._settings_changed(state, how, unchanged_reapply=False)
