@@ -7,7 +7,7 @@ FILES_HASH := $(shell find protocol simulator reader conformance fixtures -type 
 STAMP := $(VENV)/.installed-$(FILES_HASH)
 PACKAGES := -p me162.protocol -p me162.simulator -p me162.reader -p me162.conformance -p me162.fixtures
 
-.PHONY: demo test lint typecheck pytest bench clean install test-deps
+.PHONY: demo test lint typecheck pytest bench clean install test-deps ha-test
 
 install: $(STAMP)
 
@@ -54,7 +54,11 @@ test-deps:
 pytest: $(STAMP) test-deps
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+# End to end with a real Home Assistant core, installed by tools/ha_env.py into a cached venv.
+ha-test: $(STAMP) test-deps
+	@venv=$$($(BIN)/python tools/ha_env.py) && ME162_HA_VENV=$$venv $(BIN)/pytest -m homeassistant tests/test_home_assistant.py
+
+test: lint typecheck pytest ha-test
 
 bench: $(STAMP)
 	@$(BIN)/python -m pip install -q -e '.[dev,bench]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1
