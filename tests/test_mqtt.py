@@ -222,3 +222,14 @@ def test_the_original_payload_shape() -> None:
         "timestamp": 1689836885,
         "timestamp_msec": 345,
     }
+
+
+def test_sigterm_stops_cleanly_with_offline(broker: Mosquitto, meter: PtyMeter) -> None:
+    sub = Subscriber(broker.port)
+    p = publisher(meter.path, broker.url, "--loop", "0.5")
+    sub.wait_for("me162/m1/state", 1)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and "stopped by SIGTERM" in err
+    assert sub.wait_for("me162/m1/availability", 2)[-1] == b"offline"
+    sub.close()
