@@ -135,6 +135,12 @@ def fail_cleanly_or_read(o: Outcome) -> V:
         and diff(o.reported_readout() or {}, o.expected_readout)
     ):
         return Verdict.FAIL, "failed but printed wrong values anyway"
+    code = o.run.exit_code or 0
+    if code < 0:
+        return Verdict.FAIL, f"killed by signal {-code}: a crash, not a clean failure"
+    if "Traceback (most recent call last)" in o.run.stderr:
+        last = (o.run.stderr.strip().splitlines() or [""])[-1][:120]
+        return Verdict.FAIL, f"crashed with a traceback ({last}), not a clean failure"
     return Verdict.PASS, f"failed cleanly (exit {o.run.exit_code}, {o.run.seconds:.1f} s)"
 
 

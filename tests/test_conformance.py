@@ -24,14 +24,14 @@ MISBEHAVING = Path(__file__).resolve().parent / "readers" / "misbehaving.py"
 
 
 def declaration(tmp_path: Path, name: str, command: list[str], *, timeout: float = 30, programming: bool = True,
-                registers_command: list[str] | None = None) -> Path:  # fmt: skip
+                registers_command: list[str] | None = None, modes: str = '["C"]') -> Path:  # fmt: skip
     def toml_list(items: list[str]) -> str:
         return "[" + ", ".join(f'"{a}"' for a in items) + "]"
 
     text = f'[reader]\nname = "{name}"\ncommand = {toml_list(command)}\ntimeout = {timeout}\n'
     if registers_command:
         text += f"registers_command = {toml_list(registers_command)}\n"
-    text += f'[claims]\nmodes = ["C"]\nprogramming = {"true" if programming else "false"}\nregisters = ["1.8.0", "2.8.0"]\n'
+    text += f'[claims]\nmodes = {modes}\nprogramming = {"true" if programming else "false"}\nregisters = ["1.8.0", "2.8.0"]\n'
     path = tmp_path / f"{name}.toml"
     path.write_text(text)
     return path
@@ -243,3 +243,11 @@ def test_a_verdict_on_bytes_read_together_with_a_switch_says_the_order_is_unknow
     path = declaration(tmp_path, "broken-switch-early", cmd, programming=False)
     (result,) = run_suite(load_declaration(path), select(catalogue(), ids=["LINE-04"]), speed=20)
     assert result.verdict is Verdict.PASS or "which came first is not known" in result.reason, result.reason
+
+
+def test_a_reader_that_crashes_on_a_spoiled_push_fails_robust_15(tmp_path: Path) -> None:
+    cmd = [sys.executable, str(BROKEN), "{port}", "{speed}", "--fault", "trust-push", "--mode", "D",
+           "--push-baud", "9600"]  # fmt: skip
+    path = declaration(tmp_path, "broken-trust-push", cmd, programming=False, modes='["D"]')
+    (result,) = run_suite(load_declaration(path), select(catalogue(), ids=["ROBUST-15"]), speed=20)
+    assert result.verdict is Verdict.FAIL and "traceback" in result.reason, result.reason

@@ -26,7 +26,7 @@ from me162.protocol.datablock import parse_data_block
 from me162.reader.publish import Broker, legacy_payload, number
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
-from tests.mqtthelp import Mosquitto
+from tests.mqtthelp import Mosquitto, free_port
 
 pytestmark = pytest.mark.timeout(180)
 SPEED = 10.0
@@ -233,3 +233,41 @@ def test_sigterm_stops_cleanly_with_offline(broker: Mosquitto, meter: PtyMeter) 
     assert p.returncode == 130 and "stopped by SIGTERM" in err
     assert sub.wait_for("me162/m1/availability", 2)[-1] == b"offline"
     sub.close()
+
+
+def test_discovery_is_sent_again_when_home_assistant_comes_online(broker: Mosquitto, meter: PtyMeter) -> None:
+    sub = Subscriber(broker.port)
+    p = publisher(meter.path, broker.url, "--loop", "0.5")
+    try:
+        topic = "homeassistant/device/me162_28342193/config"
+        sub.wait_for(topic, 1)
+        sub.client.publish("homeassistant/status", "online", qos=1)
+        sub.wait_for(topic, 2)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=60)
+        sub.close()
+
+
+def test_per_component_discovery_for_older_home_assistant(broker: Mosquitto, meter: PtyMeter) -> None:
+    sub = Subscriber(broker.port)
+    p = publisher(meter.path, broker.url, "--loop", "0.2", "--count", "1", "--discovery", "components")
+    p.communicate(timeout=60)
+    config = json.loads(sub.wait_for("homeassistant/sensor/me162_28342193/import_total/config")[0])
+    assert config["device_class"] == "energy" and config["state_class"] == "total_increasing"
+    assert config["device"]["identifiers"] == ["me162_28342193"] and config["state_topic"] == "me162/m1/state"
+    assert "p" not in config
+    sub.close()
+
+
+def test_a_full_queue_drops_the_oldest_reading_and_counts_it() -> None:
+    from me162.reader.publish import Broker, Publisher, PublishOptions
+    from me162.reader.session import SessionResult
+
+    pub = Publisher(
+        PublishOptions(Broker.parse(f"mqtt://127.0.0.1:{free_port()}"), queue_size=3, discovery="none")
+    )
+    for _ in range(5):  # never connected: everything waits in the queue
+        pub.reading(SessionResult(None))
+    assert pub.stats.dropped == 2
+    assert len([m for m in pub._queue if m.topic == "me162/meter/state"]) == 3

@@ -2,7 +2,8 @@
 
     python broken_reader.py PORT SPEED --fault accept-bad-bcc|switch-early|no-b0|retry-forever|misparse-ident|
                                                ack-at-new-speed|no-retry|wrong-values|take-late-answer|
-                                               unbounded-wait|parse-any-answer|retry-at-once
+                                               unbounded-wait|parse-any-answer|retry-at-once|trust-push
+                            [--mode D --push-baud 9600]
                             [--registers 1.8.0,2.8.0]
 
 It is the reference reader's session with one thing done wrong, printing the same JSON.
@@ -19,6 +20,7 @@ from typing import Any
 from me162.protocol.datablock import parse_line
 from me162.protocol.frames import Command, DataMessage
 from me162.protocol.line import MODE_C_BAUDS
+from me162.protocol.readout import decode_readout
 from me162.reader import driver
 from me162.reader.cli import result_json
 from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSpeed, _reply_end
@@ -26,6 +28,11 @@ from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSp
 
 class Broken(ReaderSession):
     fault = ""
+
+    def _decode(self, raw: bytes, baud: int) -> Any:
+        if self.fault == "trust-push":  # decodes without classifying errors, as the reader once did
+            return decode_readout(raw, verify_bcc=self.config.verify_bcc)
+        return super()._decode(raw, baud)
 
     def _read_register(self, reg: str) -> Generator[Any, Any, Any]:
         if self.fault != "parse-any-answer":
@@ -67,11 +74,15 @@ def main() -> int:
     p.add_argument("speed", type=float)
     p.add_argument("--fault", required=True)
     p.add_argument("--registers", default="")
+    p.add_argument("--mode", default="auto")
+    p.add_argument("--push-baud", type=int, default=2400)
     args = p.parse_args()
     Broken.fault = args.fault
     driver.ReaderSession = Broken  # type: ignore[attr-defined]
     regs = tuple(r for r in args.registers.split(",") if r)
-    config = ReaderConfig(registers=regs, verify_bcc=args.fault != "accept-bad-bcc")
+    config = ReaderConfig(
+        registers=regs, verify_bcc=args.fault != "accept-bad-bcc", mode=args.mode, push_baud=args.push_baud
+    )
     if args.fault == "no-retry":
         config.retries = 0  # neither the command nor the session is tried again
     retries = {"no-retry": 0, "retry-at-once": 1}.get(args.fault, 2)
