@@ -32,10 +32,10 @@ from me162.protocol.errors import ConfigError, Me162Error
 from me162.protocol.frames import validate_address
 from me162.protocol.line import STANDARD_BAUDS
 from me162.reader import decode
-from me162.reader.driver import PortError, PortOptions, progress_printer, read_once
 from me162.reader.session import Failure, ReaderConfig, ReaderError, SessionResult
 
 if TYPE_CHECKING:
+    from me162.reader.driver import PortOptions
     from me162.reader.publish import Publisher
 
 VIRTUAL_PORT = "me162://?profile=me162"
@@ -372,6 +372,8 @@ def run_read(argv: list[str]) -> int:
     if publisher is not None and args.loop is None:
         args.loop = 60.0
     config = config_from(args)
+    from me162.reader.driver import PortOptions, progress_printer  # not for --help: pyserial, the driver
+
     opts = PortOptions(args.port, args.parity_in_software, args.speed)
     show = progress_printer() if sys.stderr.isatty() and not args.json and args.loop is None else None
     if args.loop is None:
@@ -403,6 +405,8 @@ def read_and_report(
     loop: bool = False,
     publisher: Publisher | None = None,
 ) -> int:
+    from me162.reader.driver import PortError, read_once
+
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
     try:
         record = args.record
