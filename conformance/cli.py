@@ -3,8 +3,10 @@
     me162-check --reader DECLARATION [--group G] [--case ID] [--speed N] [--seed S] [--bundle DIR]
     me162-check --list
 
-Prints a verdict table; exit 0 when no applicable case fails, 1 when one does, 2 on a bad
-declaration or option.
+Prints a verdict table.  Exit codes: 0 every judged case passed; 1 a case failed; 2 a bad
+declaration or option; 3 nothing could be judged (the reader cannot start, a dependency is
+missing, or every case was inconclusive or not applicable): a CI job is never green when
+nothing ran.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="me162-check",
         description="Grade an IEC 62056-21 meter reader against the virtual meter and real captures.",
+        epilog="exit codes: 0 every judged case passed; 1 a case failed; 2 bad declaration or option; "
+        "3 nothing could be judged (the reader cannot start, a dependency is missing)",
     )
     p.add_argument("--reader", type=Path, help="the reader's declaration (TOML); see docs/conformance.md")
     p.add_argument("--group", action="append", help=f"run only this group (repeatable): {', '.join(GROUPS)}")
@@ -81,7 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.bundle is not None:
         write_bundle(args.bundle, decl, cases, results, speed=args.speed, seed=args.seed, seconds=elapsed)
         print(f"results bundle: {args.bundle}", file=sys.stderr)
-    return 1 if counts[Verdict.FAIL] else 0
+    if counts[Verdict.FAIL]:
+        return 1
+    if not counts[Verdict.PASS]:
+        reasons = sorted({r.reason for r in results if r.verdict is Verdict.INCONCLUSIVE})
+        why = reasons[0] if len(reasons) == 1 else "every case was inconclusive or not applicable"
+        print(f"me162-check: nothing could be judged: {why}", file=sys.stderr)
+        return 3
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 from me162.conformance.cases import Case, catalogue
 from me162.conformance.declaration import Declaration
 from me162.conformance.grading import ran
-from me162.conformance.suite import Result, Verdict, execute
+from me162.conformance.suite import Result, Verdict, cannot_start, could_not_start, execute
 from me162.protocol.errors import ConfigError, Me162Error
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
     start = time.monotonic()
     try:
         outcome = execute(case.setup, decl, speed=speed, seed=seed, record=record)
-        crashed = next((r.crashed for r in outcome.runs if r.crashed), "")
+        crashed = next((why for r in outcome.runs if (why := r.crashed or could_not_start(r) or "")), "")
         stuck = next((ran(outcome, r) for r in outcome.runs if r.timed_out or r.flooded), None)
         if crashed:
             verdict, reason = Verdict.INCONCLUSIVE, crashed
@@ -98,13 +98,17 @@ def run_suite(
     progress: Callable[[Case, Result], None] | None = None,
 ) -> list[Result]:
     cases = catalogue() if cases is None else cases
-    failed = prepare(decl)
+    failed = prepare(decl) or cannot_start(decl.argv(port="PORT", speed=speed))
     results = []
     for case in cases:
         if failed and not case.applies(decl):
             result = Result(case.id, Verdict.INCONCLUSIVE, failed)
         else:
             result = run_case(case, decl, speed=speed, seed=seed, bundle=bundle)
+            if result.verdict is Verdict.INCONCLUSIVE and result.reason.startswith(
+                "the reader could not start"
+            ):
+                failed = result.reason  # the same for every case: say it once, run nothing more
         results.append(result)
         if progress is not None:
             progress(case, result)

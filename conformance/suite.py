@@ -193,14 +193,62 @@ def expected_values(setup: Setup, seed: int) -> tuple[dict[str, str], dict[str, 
     return readout, regs
 
 
+#: what a reader prints when it cannot start at all (a missing module, library or program)
+_CANNOT_START = (
+    "ModuleNotFoundError",
+    "ImportError",
+    "error while loading shared libraries",
+    "Cannot find module",
+    "command not found",
+    "No such file or directory: '",
+)
+
+
+def resolve_program(argv: list[str]) -> list[str]:
+    """The argument list with its program found: on the PATH, or installed beside this Python."""
+    if argv and os.sep not in argv[0] and shutil.which(argv[0]) is None:
+        beside = Path(sys.executable).parent / argv[0]
+        if beside.exists():
+            return [str(beside), *argv[1:]]
+    return argv
+
+
+def cannot_start(argv: list[str]) -> str | None:
+    """Why the reader's program cannot be started at all, or None."""
+    argv = resolve_program(argv)
+    program = argv[0] if argv else ""
+    path = Path(program) if os.sep in program else None
+    if path is not None and not path.exists():
+        return f"the reader cannot start: {program} does not exist"
+    if path is None and shutil.which(program) is None:
+        return f"the reader cannot start: no program {program!r} on the PATH"
+    if path is not None and not os.access(path, os.X_OK):
+        return f"the reader cannot start: {program} is not executable"
+    return None
+
+
+def could_not_start(run: Run) -> str | None:
+    """A run that ended before reading anything because a dependency is missing."""
+    if run.exit_code in (None, 0) or run.timed_out:
+        return None
+    if run.exit_code == 127 or any(sig in run.stderr for sig in _CANNOT_START):
+        line = next(
+            (
+                ln
+                for ln in reversed(run.stderr.strip().splitlines())
+                if any(sig in ln for sig in _CANNOT_START)
+            ),
+            (run.stderr.strip().splitlines() or [f"exit {run.exit_code}"])[-1],
+        )
+        return f"the reader could not start: {line.strip()[:200]}"
+    return None
+
+
 def run_command(argv: list[str], timeout: float) -> Run:
     """Run the reader: an argument list (never a shell), in its own process group, with a
     timeout; a reader that hangs is killed, one that floods stdout is cut off."""
     start = time.monotonic()
-    if argv and os.sep not in argv[0] and shutil.which(argv[0]) is None:
-        beside = Path(sys.executable).parent / argv[0]  # a tool installed in this environment
-        if beside.exists():
-            argv = [str(beside), *argv[1:]]
+    argv = resolve_program(argv)
     try:
         proc = subprocess.Popen(
             argv,

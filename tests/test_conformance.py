@@ -4,6 +4,7 @@ not break the suite."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -143,7 +144,7 @@ def test_a_reader_that_cannot_start_is_inconclusive(tmp_path: Path) -> None:
     }
     assert (
         results["DATA-01"].verdict is Verdict.INCONCLUSIVE
-        and "cannot start the reader" in results["DATA-01"].reason
+        and "the reader cannot start" in results["DATA-01"].reason
     )
     assert results["PROG-01"].verdict is Verdict.NOT_APPLICABLE
 
@@ -251,3 +252,36 @@ def test_a_reader_that_crashes_on_a_spoiled_push_fails_robust_15(tmp_path: Path)
     path = declaration(tmp_path, "broken-trust-push", cmd, programming=False, modes='["D"]')
     (result,) = run_suite(load_declaration(path), select(catalogue(), ids=["ROBUST-15"]), speed=20)
     assert result.verdict is Verdict.FAIL and "traceback" in result.reason, result.reason
+
+
+def me162_check(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "me162.conformance.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_a_reader_that_cannot_start_is_never_green(tmp_path: Path) -> None:
+    path = declaration(tmp_path, "missing", ["/no/such/reader", "{port}"], programming=False)
+    p = me162_check("--reader", str(path), "--group", "FRAME")
+    assert p.returncode == 3, p.stderr
+    assert p.stderr.strip().splitlines()[-1] == (
+        "me162-check: nothing could be judged: the reader cannot start: /no/such/reader does not exist"
+    )
+
+
+def test_a_reader_whose_dependency_is_missing_is_said_once_and_not_run_again(tmp_path: Path) -> None:
+    script = tmp_path / "reader.py"
+    script.write_text("import me162_no_such_dependency\n")
+    path = declaration(tmp_path, "nodep", [sys.executable, str(script), "{port}"], programming=False)
+    results = run_suite(load_declaration(path), select(catalogue(), groups=["FRAME"]), speed=20)
+    judged = [r for r in results if r.verdict is not Verdict.NOT_APPLICABLE]
+    reasons = {r.reason for r in judged}
+    assert judged and all(r.verdict is Verdict.INCONCLUSIVE for r in judged)
+    assert reasons == {
+        "the reader could not start: ModuleNotFoundError: No module named 'me162_no_such_dependency'"
+    }
+    assert sum(1 for r in results if r.seconds > 0) == 1  # run once, not once per case
