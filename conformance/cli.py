@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from me162.conformance.report import write_bundle
 from me162.conformance.run import GROUPS, run_suite, select
 from me162.conformance.suite import Result, Verdict
 from me162.protocol.errors import Me162Error
+from me162.protocol.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 every judged case passed; 1 a case failed; 2 bad declaration or option; "
         "3 nothing could be judged (the reader cannot start, a dependency is missing)",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument("--reader", type=Path, help="the reader's declaration (TOML); see docs/conformance.md")
     p.add_argument("--group", action="append", help=f"run only this group (repeatable): {', '.join(GROUPS)}")
     p.add_argument("--case", action="append", help="run only this case (repeatable), e.g. FRAME-01")
@@ -46,6 +49,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("me162-check: stopped by SIGINT (the reader under test was killed)", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `me162-check --list | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s", stream=sys.stderr

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from me162.protocol.errors import ConfigError, Me162Error
 from me162.protocol.frames import validate_address
 from me162.protocol.line import STANDARD_BAUDS
+from me162.protocol.version import __version__
 from me162.reader import decode
 from me162.reader.session import Failure, ReaderConfig, ReaderError, SessionResult
 
@@ -134,6 +135,7 @@ def build_read_parser() -> argparse.ArgumentParser:
         epilog=EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument(
         "port",
         help="/dev/ttyUSB0, socket://host:port, rfc2217://host:port, or me162:// (the virtual ME162)",

@@ -40,6 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 from me162.protocol.datablock import Obis
 from me162.protocol.errors import ConfigError
+from me162.protocol.version import __version__
 from me162.reader.session import SessionResult
 
 log = logging.getLogger(__name__)
@@ -329,7 +330,7 @@ def discovery_messages(state: dict[str, Any], opts: PublishOptions) -> list[tupl
         "model": meter.model,
         "serial_number": meter.serial,
     }
-    origin = {"name": "me162", "sw_version": _version()}
+    origin = {"name": "me162", "sw_version": __version__}
     availability = {"topic": opts.availability_topic}
     comps = discovery_components(state, opts, meter)
     if opts.discovery == "device":
@@ -347,15 +348,6 @@ def discovery_messages(state: dict[str, Any], opts: PublishOptions) -> list[tupl
         config.update(device=device, origin=origin, availability=[availability], qos=1)
         out.append((f"{opts.discovery_prefix}/{comp['p']}/{meter.node_id}/{key}/config", config))
     return out
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("me162")
-    except PackageNotFoundError:  # pragma: no cover - running from a source tree
-        return "0"
 
 
 # --- the client ---------------------------------------------------------------------------------------

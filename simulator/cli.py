@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from me162.protocol.errors import Me162Error
+from me162.protocol.version import __version__
 from me162.simulator.profile import builtin_profiles, load_profile
 from me162.simulator.session import MeterOptions
 
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Other commands: 'me162-sim replay CAPTURE' serves a recorded session, 'me162-sim tap --device DEV' "
         "records a real probe through a pty, 'me162-sim capture show|export FILE' looks at captures; each has --help.",
     )
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (default)")
     where.add_argument(
@@ -138,6 +141,8 @@ def capture_main(argv: list[str]) -> int:
     except Me162Error as e:
         print(f"me162-sim capture: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise  # a closed stdout: main() handles it
     except OSError as e:
         print(f"me162-sim capture: {e}", file=sys.stderr)
         return EXIT_PORT
@@ -194,7 +199,17 @@ def tap_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return _main(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt:
+        print("me162-sim: stopped by SIGINT", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `me162-sim capture show FILE | head`: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["tap"]:
         return tap_main(argv[1:])
     if argv[:1] == ["replay"]:

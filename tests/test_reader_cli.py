@@ -130,3 +130,32 @@ def test_record_into_an_existing_folder_works(tmp_path: Path) -> None:
     p = cli(V, "--speed", "20", "--record", str(tmp_path / "s.capture.jsonl"))
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "s.capture.jsonl").exists()
+
+
+@pytest.mark.parametrize("tool", ["me162.reader.cli", "me162.simulator.cli", "me162.conformance.cli"])
+def test_every_command_says_its_version(tool: str) -> None:
+    from me162.protocol.version import __version__
+
+    p = subprocess.run(
+        [sys.executable, "-m", tool, "--version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert p.returncode == 0 and p.stdout.strip().endswith(__version__) and __version__ != "0+unknown"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["me162.conformance.cli", "--list"],
+        ["me162.simulator.cli", "capture", "show", "fixtures/captures/ME162_1.capture.jsonl"],
+    ],
+)
+def test_a_closed_stdout_is_not_an_error_for_the_other_commands(argv: list[str]) -> None:
+    root = Path(__file__).resolve().parent.parent
+    with subprocess.Popen(
+        [sys.executable, "-m", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root
+    ) as p:
+        assert p.stdout is not None and p.stderr is not None
+        p.stdout.close()  # closed before the command writes anything (`| head -0`)
+        err = p.stderr.read().decode()
+        assert p.wait(timeout=60) == 0, err
+    assert "Traceback" not in err
