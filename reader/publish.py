@@ -370,7 +370,13 @@ class PublisherStats:
 
 
 class Publisher:
-    """Publishes readings to one broker with paho-mqtt; thread-safe, reconnects by itself."""
+    """Publishes readings to one broker with paho-mqtt; thread-safe, reconnects by itself.
+
+    Threads: the caller hands readings over (:meth:`reading`, :meth:`failure`), paho's network
+    thread runs the callbacks, and a pump thread of this class does all the publishing.  The
+    callbacks never wait for this class's lock — paho calls some of them while holding its own
+    message lock, which ``publish`` needs — they only leave a note and wake the pump.
+    """
 
     def __init__(self, opts: PublishOptions, *, virtual: bool = False) -> None:
         import paho.mqtt.client as mqtt
@@ -379,11 +385,17 @@ class Publisher:
         self.opts = opts
         self.virtual = virtual
         self.stats = PublisherStats()
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  #: the queue, in-flight messages, the last state
         self._queue: deque[_Message] = deque()
         self._inflight: dict[int, _Message] = {}
+        self._acks: deque[int] = deque()  #: acknowledged message ids, from the network thread
+        self._reconnected = False  #: set by the network thread: resend what was not acknowledged
+        self._rediscover = False  #: set by the network thread: Home Assistant came online
         self._connected = threading.Event()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
         self._last_state: dict[str, Any] | None = None
+        self._pump_thread = threading.Thread(target=self._run, name="me162-mqtt-pump", daemon=True)
         client_id = opts.client_id or f"me162-{opts.meter_id}"
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True, protocol=mqtt.MQTTv311
@@ -408,6 +420,7 @@ class Publisher:
         """Connect in the background (the broker may be down now: readings queue meanwhile)."""
         self.client.connect_async(self.opts.broker.host, self.opts.broker.port, keepalive=self.opts.keepalive)
         self.client.loop_start()
+        self._pump_thread.start()
 
     def wait_connected(self, timeout: float) -> bool:
         return self._connected.wait(timeout)
@@ -417,15 +430,20 @@ class Publisher:
         with self._lock:
             self._enqueue(self.opts.availability_topic, "offline", retain=True, counted=False)
         deadline = time.monotonic() + timeout
+        left = 0
         while time.monotonic() < deadline:
             with self._lock:
-                if not self._queue and not self._inflight:
-                    break
+                left = len(self._queue) + len(self._inflight)
+            if not left:
+                break
+            self._wake.set()
             time.sleep(0.02)
-        with self._lock:
-            left = len(self._queue) + len(self._inflight)
         if left:
             log.warning("stopping with %d message(s) not acknowledged by %s", left, self.opts.broker)
+        self._stopping.set()
+        self._wake.set()
+        if self._pump_thread.is_alive():
+            self._pump_thread.join(timeout=5)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -450,7 +468,7 @@ class Publisher:
         with self._lock:
             self._enqueue(self.opts.diagnostics_topic, json.dumps(doc), retain=True)
 
-    # --- internals -----------------------------------------------------------------------------------
+    # --- internals (under self._lock) ------------------------------------------------------------
 
     def _send_discovery(self) -> None:
         assert self._last_state is not None
@@ -468,13 +486,32 @@ class Publisher:
                 self.stats.dropped,
             )
         self._queue.append(_Message(topic, payload, retain))
-        self._pump()
+        self._wake.set()
 
-    def _pump(self) -> None:
-        """Hand queued messages to paho, in order, while connected."""
-        if not self._connected.is_set():
-            return
-        while self._queue:
+    def _run(self) -> None:
+        """The pump thread: everything paho is asked to publish is asked from here, in order."""
+        while not self._stopping.is_set():
+            self._wake.wait(0.5)
+            self._wake.clear()
+            with self._lock:
+                self._service()
+
+    def _service(self) -> None:
+        while self._acks:
+            if self._inflight.pop(self._acks.popleft(), None) is not None:
+                self.stats.published += 1
+        if self._reconnected:
+            # What was handed over but not acknowledged goes again, before anything newer.
+            self._reconnected = False
+            unacked = sorted(self._inflight.values(), key=lambda m: m.mid or 0)
+            self._inflight.clear()
+            self._queue.extendleft(reversed(unacked))
+        if self._rediscover:
+            self._rediscover = False
+            if self._last_state is not None and self.opts.discovery != "none":
+                log.info("Home Assistant is online: discovery sent again")
+                self._send_discovery()
+        while self._queue and self._connected.is_set():
             msg = self._queue[0]
             info = self.client.publish(msg.topic, msg.payload, qos=1, retain=msg.retain)
             if info.rc != 0:  # not connected after all: keep it for the next connection
@@ -482,6 +519,8 @@ class Publisher:
             self._queue.popleft()
             msg.mid = info.mid
             self._inflight[info.mid] = msg
+
+    # --- paho's callbacks (network thread: never wait for self._lock here) -------------------------
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if getattr(reason, "is_failure", False):
@@ -494,26 +533,19 @@ class Publisher:
         client.publish(self.opts.availability_topic, "online", qos=1, retain=True)
         if self.opts.discovery != "none":
             client.subscribe(f"{self.opts.discovery_prefix}/status", qos=1)
-        with self._lock:
-            # What was handed over but not acknowledged goes again, before anything newer.
-            unacked = sorted(self._inflight.values(), key=lambda m: m.mid or 0)
-            self._inflight.clear()
-            self._queue.extendleft(reversed(unacked))
-            self._connected.set()
-            self._pump()
+        self._reconnected = True
+        self._connected.set()
+        self._wake.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self._connected.clear()
         log.warning("disconnected from %s (%s): reconnecting", self.opts.broker, reason)
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
-        with self._lock:
-            if self._inflight.pop(mid, None) is not None:
-                self.stats.published += 1
+        self._acks.append(mid)
+        self._wake.set()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.topic == f"{self.opts.discovery_prefix}/status" and message.payload == b"online":
-            with self._lock:
-                if self._last_state is not None:
-                    log.info("Home Assistant is online: discovery sent again")
-                    self._send_discovery()
+            self._rediscover = True
+            self._wake.set()
