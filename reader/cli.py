@@ -69,7 +69,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _finite(text: str, *, low: float, high: float, what: str, low_open: bool = False) -> float:
+def _finite(text: str, *, low: float, high: float, low_open: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -80,14 +80,14 @@ def _finite(text: str, *, low: float, high: float, what: str, low_open: bool = F
     return value
 
 
-def _seconds(what: str, *, low: float = 0.0, high: float, low_open: bool = False) -> Any:
+def _seconds(*, low: float = 0.0, high: float, low_open: bool = False) -> Any:
     def parse(text: str) -> float:
-        return _finite(text, low=low, high=high, what=what, low_open=low_open)
+        return _finite(text, low=low, high=high, low_open=low_open)
 
     return parse
 
 
-def _whole(what: str, *, low: int, high: int) -> Any:
+def _whole(*, low: int, high: int) -> Any:
     def parse(text: str) -> int:
         if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
             raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}")
@@ -149,7 +149,7 @@ def build_read_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--change-delay",
-        type=_seconds("--change-delay", high=10.0),
+        type=_seconds(high=10.0),
         default=0.0,
         metavar="S",
         help="extra wait before switching speed (slow USB adapters)",
@@ -182,26 +182,26 @@ def build_read_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bcc-check", action="store_true", help="accept a readout whose BCC is wrong")
     p.add_argument(
         "--retries",
-        type=_whole("--retries", low=0, high=20),
+        type=_whole(low=0, high=20),
         default=2,
         help="whole-session retries with backoff (default 2)",
     )
     p.add_argument(
         "--speed",
-        type=_seconds("--speed", low=0.0, high=1000.0, low_open=True),
+        type=_seconds(low=0.0, high=1000.0, low_open=True),
         default=1.0,
         help="time scale of a virtual meter run faster than real time",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
         "--loop",
-        type=_seconds("--loop", low=0.0, high=86400.0, low_open=True),
+        type=_seconds(low=0.0, high=86400.0, low_open=True),
         metavar="SECONDS",
         help="read every SECONDS, one JSON line per reading",
     )
     p.add_argument(
         "--count",
-        type=_whole("--count", low=1, high=10**9),
+        type=_whole(low=1, high=10**9),
         help="with --loop: stop after this many readings",
     )
     p.add_argument("--record", type=Path, metavar="FILE", help="write the session as a capture (format v1)")
@@ -237,10 +237,10 @@ def build_read_parser() -> argparse.ArgumentParser:
         help="also publish the original ME162 project's payload (meter_import, meter_export, ...) here, "
         "e.g. /halixon",
     )
-    m.add_argument("--uart-channel", type=_whole("--uart-channel", low=0, high=255), default=1)
+    m.add_argument("--uart-channel", type=_whole(low=0, high=255), default=1)
     m.add_argument(
         "--queue",
-        type=_whole("--queue", low=1, high=10**6),
+        type=_whole(low=1, high=10**6),
         default=1000,
         help="readings kept while the broker is unreachable (default 1000; the oldest is dropped)",
     )
