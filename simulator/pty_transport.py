@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import logging
 import os
 import select
@@ -155,6 +156,7 @@ def read_port_state(master: int) -> PortState:
     return PortState(iflag, oflag, cflag, lflag, baud)
 
 
+@functools.cache
 def fresh_attrs() -> list[Any]:
     """The settings of a newly created port, as the kernel gives a new pty (cooked, 38400 Bd,
     8 bits), with the simulator's EXTPROC and IGNBRK."""
@@ -170,9 +172,6 @@ def fresh_attrs() -> list[Any]:
     return attrs
 
 
-FRESH = fresh_attrs()
-
-
 def open_packet_pty(link: str | Path | None = None) -> tuple[int, str, Path | None, int | None]:
     """A pty whose master reports the slave's settings changes (TIOCPKT + EXTPROC), the slave
     fresh and closed, and optionally a link to it that dies with this process.
@@ -180,7 +179,7 @@ def open_packet_pty(link: str | Path | None = None) -> tuple[int, str, Path | No
     Returns the master, the slave's path, the link and the O_PATH handle the link points at."""
     master, slave = os.openpty()
     path = os.ttyname(slave)
-    termios.tcsetattr(slave, termios.TCSANOW, FRESH)
+    termios.tcsetattr(slave, termios.TCSANOW, fresh_attrs())
     os.close(slave)
     fcntl.ioctl(master, termios.TIOCPKT, b"\x01\x00\x00\x00")
     os.set_blocking(master, False)
@@ -402,7 +401,7 @@ class PtyMeter(Background):
         if not any(flags & select.POLLHUP for _, flags in poller.poll(0)):
             return  # someone opened the port again already: its settings are its own
         try:
-            termios.tcsetattr(self.master, termios.TCSANOW, FRESH)
+            termios.tcsetattr(self.master, termios.TCSANOW, fresh_attrs())
         except termios.error as e:  # pragma: no cover - defensive
             log.warning("could not reset the port: %s", e)
         with contextlib.suppress(OSError):
@@ -424,7 +423,11 @@ class PtyMeter(Background):
                 if self._own_packet:
                     self._own_packet = False
                 else:  # the reader's tcsetattr kept IGNBRK and changed nothing: glibc fails it
-                    self._settings_changed(state, how, unchanged_reapply=True)
+                    self.served.note(
+                        "port",
+                        f"reader re-applied its settings unchanged ({state.baud} Bd): on a pty, Debian's and "
+                        "Fedora's glibc fail such a 7E1 tcsetattr with EINVAL (see docs/serial-port.md)",
+                    )
             return state
         if not armed:
             if self._rearm_at is None:
@@ -434,7 +437,7 @@ class PtyMeter(Background):
                 state = self._rearm(state)
         self.state = state
         if not same:
-            self._settings_changed(state, how, unchanged_reapply=False)
+            self._settings_changed(state, how)
         return state
 
     def _rearm(self, state: PortState) -> PortState:
@@ -454,15 +457,8 @@ class PtyMeter(Background):
             log.debug("%s: the reader cleared EXTPROC (c_lflag); packet mode set again", self.path)
         return read_port_state(self.master)
 
-    def _settings_changed(self, state: PortState, how: str, *, unchanged_reapply: bool) -> None:
+    def _settings_changed(self, state: PortState, how: str) -> None:
         s = self.served
-        if unchanged_reapply:
-            s.note(
-                "port",
-                f"reader re-applied its settings unchanged ({state.baud} Bd): on a pty, Debian's and "
-                "Fedora's glibc fail such a 7E1 tcsetattr with EINVAL (see docs/serial-port.md)",
-            )
-            return
         current = s.link.reader_settings
         settings = LineSettings(state.baud, current.bits, current.parity, state.stop)
         if state.baud and settings != current:
