@@ -42,11 +42,15 @@ typecheck: $(STAMP)
 # from Debian and npm when missing.
 NODE_READER := tests/readers/node
 test-deps:
-	@command -v cc >/dev/null 2>&1 && command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
-		&& { command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || { \
-		echo "installing what the tests start: gcc, Node.js, Mosquitto (apt-get)"; \
-		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-			gcc nodejs npm mosquitto >/dev/null; }
+	@missing=""; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	{ command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || missing="$$missing mosquitto"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing what the tests start:$$missing (apt-get)"; \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 	@test -d $(NODE_READER)/node_modules/serialport || { \
 		echo "installing the serialport npm package for the Node.js reader"; \
 		cd $(NODE_READER) && npm ci --no-audit --no-fund --silent; }
