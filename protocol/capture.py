@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from me162.protocol.errors import CaptureError
+from me162.protocol.framing import AckRule, Framer, Kind, Message
+from me162.protocol.line import T_A_MAX, looks_like_parity_bytes, strip_parity
 
 FORMAT = "me162-capture"
 VERSION = 1
@@ -221,3 +224,83 @@ def write_capture(path: str | Path, capture: Capture) -> None:
     with CaptureWriter(path, capture.header) as w:
         for e in capture.events:
             w.event(e.t, e.type, **e.fields)
+
+
+# --- messages, reassembled ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WireMessage:
+    """One message as it crossed the line: when its first byte was seen, which way, at which
+    speed, and from how many of the capture's data events it was put together."""
+
+    t: float
+    dir: str
+    baud: int | None
+    message: Message
+    chunks: int = 1
+    parity_stripped: bool = False
+
+
+def messages(capture: Capture, *, gap: float = T_A_MAX) -> list[WireMessage | Event]:
+    """The capture as a timeline of whole messages, with its other events in between.
+
+    Recorders write bytes as they arrive (one per event, or a few), so the data events of each
+    direction are run through the framer: a message is whole at its end, at a pause longer than
+    ``gap`` (the standard's inter-character limit), or when the other side starts talking (the
+    line is half duplex).  A direction whose bytes all carry the even-parity bit in bit 7 (a
+    capture taken at 8N1) is framed with the parity stripped.
+    """
+    parity = {d: looks_like_parity_bytes(capture.stream(d)) for d in DIRECTIONS}
+    framers = {"r2m": Framer(ack=AckRule.AUTO), "m2r": Framer(ack=AckRule.ALONE)}
+    chunks: dict[str, list[tuple[int, float, int | None]]] = {"r2m": [], "m2r": []}
+    last: dict[str, float] = {"r2m": -1.0, "m2r": -1.0}
+    out: list[tuple[float, int, WireMessage | Event]] = []
+    seq = 0
+
+    def emit(d: str, msgs: list[Message]) -> None:
+        nonlocal seq
+        starts = chunks[d]
+        offsets = [c[0] for c in starts]
+        for m in msgs:
+            i = max(0, bisect_right(offsets, m.offset) - 1)
+            j = max(i, bisect_right(offsets, m.end - 1) - 1)
+            _, t, baud = starts[i]
+            out.append((t, seq, WireMessage(t, d, baud, m, j - i + 1, parity[d])))
+            seq += 1
+
+    for e in capture.events:
+        if e.type != "data":
+            out.append((e.t, seq, e))
+            seq += 1
+            continue
+        d = e.dir or "m2r"
+        other = "m2r" if d == "r2m" else "r2m"
+        if framers[other].pending:
+            emit(other, framers[other].flush())
+        if framers[d].pending and e.t - last[d] > gap:
+            emit(d, framers[d].flush())
+        data = e.data
+        if parity[d]:
+            data = strip_parity(data)
+        baud = e.fields.get("baud")
+        chunks[d].append(
+            (framers[d].offset + len(framers[d].pending), e.t, baud if isinstance(baud, int) else None)
+        )
+        framers[d].feed(data)
+        last[d] = e.t
+        emit(d, list(framers[d]))
+    for d in ("r2m", "m2r"):
+        emit(d, framers[d].flush())
+    out.sort(key=lambda item: (item[0], item[1]))
+    return [item for _, _, item in out]
+
+
+def identification(capture: Capture) -> str | None:
+    """The identification line the meter sent in this capture: the first one on the wire, or
+    else the header's ``meter.ident``."""
+    for item in messages(capture):
+        if isinstance(item, WireMessage) and item.dir == "m2r" and item.message.kind is Kind.IDENTIFICATION:
+            return item.message.data[:-2].decode("latin-1")
+    ident = capture.header.get("meter", {}).get("ident")
+    return ident if isinstance(ident, str) and ident.startswith("/") else None

@@ -16,18 +16,16 @@ and always ends programming mode with B0.
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from me162.protocol.bcc import bcc_of_message
+from me162.protocol.bcc import bcc_ok
+from me162.protocol.chars import ACK, ETX, NAK, Ctl
 from me162.protocol.datablock import Value, parse_line
 from me162.protocol.errors import BccError, Me162Error, ProtocolError, ProtocolTimeout
 from me162.protocol.frames import (
-    ACK,
-    CRLF,
-    NAK,
     Command,
     DataMessage,
     Identification,
@@ -35,6 +33,7 @@ from me162.protocol.frames import (
     RequestMessage,
     is_error_text,
 )
+from me162.protocol.framing import AckRule, Framer, Kind, Message
 from me162.protocol.line import (
     INITIAL_BAUD,
     MODE_B_BAUDS,
@@ -49,8 +48,6 @@ from me162.protocol.line import (
 from me162.protocol.readout import Readout, decode_readout
 
 log = logging.getLogger(__name__)
-
-SOH_B, STX_B, ETX_B, EOT_B = 0x01, 0x02, 0x03, 0x04
 
 
 class Failure(Enum):
@@ -156,6 +153,7 @@ class ReaderConfig:
     #: no second answer is on its way (a meter answers within t_r <= 1.5 s)
     quiet_before_retry: float = T_A_MAX  #: silence that ends whatever the meter was sending
     quiet_limit: float = 30.0  #: give up waiting for silence after this long
+    spoiled_pushes: int = 3  #: mode D: pushes in a row that break off before the attempt fails
 
 
 @dataclass
@@ -205,7 +203,9 @@ class ReaderSession:
         self.now = 0.0
         self.baud = INITIAL_BAUD
         self.tx_done = 0.0
-        self.buffer = bytearray()
+        #: what the meter sent, cut into messages (the meter's ACKs always stand alone)
+        self.input = Framer(ack=AckRule.ALONE)
+        self.unframed = b""  #: after a receive timed out: what arrived without forming the message
         self.result = SessionResult(None, speeds=[INITIAL_BAUD])
         self.progress = 0
         self._gen = self._session()
@@ -249,7 +249,7 @@ class ReaderSession:
 
     def _absorb(self, event: Event) -> None:
         self.now = event.now
-        self.buffer += event.data
+        self.input.feed(event.data)
         self.progress += len(event.data)
 
     def _pause(self, seconds: float) -> Gen:
@@ -274,29 +274,34 @@ class ReaderSession:
             if event.data:
                 until = min(stop, self.now + silence)
                 dropped += len(event.data)
-        self.buffer.clear()
+        self.input.clear()
         return dropped
 
-    def _receive(self, complete: Any, first_timeout: float, what: str, max_bytes: int) -> Gen:
-        """Collect input until ``complete(buffer)`` returns the end index of a message.
+    def _receive(
+        self, accept: Callable[[Message], bool], first_timeout: float, what: str, max_bytes: int
+    ) -> Gen:
+        """Collect input until the framer gives a message that ``accept(message)`` takes;
+        messages it does not take (noise, an echo) are passed over.
 
         ``first_timeout`` bounds the wait for the first byte; after it, each gap is bounded by
-        the inter-character timeout.  More than ``max_bytes`` bytes without a complete
-        message raises :class:`Overflow`: a line that never stops talking cannot hold the
-        reader for ever.
+        the inter-character timeout.  More than ``max_bytes`` bytes without the message raises
+        :class:`Overflow`: a line that never stops talking cannot hold the reader for ever.
+        On a timeout, :attr:`unframed` holds what arrived (passed over, or still pending).
         """
         deadline = self.now + first_timeout
         got = 0
+        passed = bytearray()
         while True:
-            end = complete(self.buffer)
-            if end is not None:
-                msg = bytes(self.buffer[:end])
-                del self.buffer[:end]
-                return msg
+            while (msg := self.input.next()) is not None:
+                if accept(msg):
+                    return msg
+                if len(passed) <= max_bytes:
+                    passed += msg.data
             if got > max_bytes:
                 raise Overflow(f"{got} bytes without {what}")
             if self.now >= deadline:
-                have = bytes(self.buffer)
+                have = bytes(passed) + self.input.pending
+                self.unframed = have
                 raise ProtocolTimeout(
                     f"timed out waiting for {what}; got {len(have)} byte(s): {have[:40]!r}", got
                 )
@@ -360,15 +365,22 @@ class ReaderSession:
             yield from self._send(b"\x00" * 65)  # 65 NULs: 2.17 s at 300 Bd (2.1-2.3 s)
             yield from self._until_sent()
             yield from self._pause(1.6)  # then 1.5-1.7 s
-        self.buffer.clear()
+        self.input.clear()
         self.state = State.SIGN_ON
         request = RequestMessage(cfg.address).to_bytes()
         yield from self._send(request)
         self.state = State.IDENTIFICATION
+        echoed = []
+
+        def identification(msg: Message) -> bool:
+            if msg.kind is Kind.REQUEST and msg.data == request:
+                echoed.append(msg)
+            return msg.kind is Kind.IDENTIFICATION
+
         try:
-            line = yield from self._receive(
-                _ident_end(request),
-                cfg.first_timeout + len(request) * 10 / 300,
+            found = yield from self._receive(
+                identification,
+                cfg.first_timeout + LineSettings(INITIAL_BAUD).transfer_time(len(request)),
                 "the identification",
                 cfg.max_ident_bytes,
             )
@@ -377,12 +389,11 @@ class ReaderSession:
         except ProtocolTimeout as e:
             busy = e.received > 0
             raise ReaderError(Failure.LINE_BUSY if busy else Failure.NO_IDENTIFICATION, str(e)) from None
-        if line.startswith(request):
-            line = line[len(request) :]
+        line = found.data
+        if echoed:
             res.notes.append("skipped the echo of the request (the probe echoes)")
-        start_at = line.find(b"/")
         try:
-            ident = Identification.from_bytes(line[start_at:] if start_at >= 0 else line)
+            ident = Identification.from_bytes(line)
         except ProtocolError as e:
             raise ReaderError(Failure.LINE_BUSY, f"unreadable identification: {e}") from None
         implausible = ident.plausible
@@ -440,7 +451,7 @@ class ReaderSession:
             cfg.ack_delay if cfg.ack_delay is not None else (T_R_MIN_FAST if ident.fast_reaction else T_R_MIN)
         )
         yield from self._pause(t_r)
-        self.buffer.clear()
+        self.input.clear()
         yield from self._send(OptionSelect("0", z, "1" if programming else "0").to_bytes())
         yield from self._switch(baud, cfg.change_delay)
         if programming:
@@ -454,29 +465,29 @@ class ReaderSession:
         started = self.now
         wait = cfg.first_timeout + (cfg.option_fallback_wait if after_ack else 0.0)
         try:
-            raw = yield from self._receive(_message_end, wait, "the data message", cfg.max_message_bytes)
+            msg = yield from self._receive(_block, wait, "the data message", cfg.max_message_bytes)
         except Overflow as e:
             raise ReaderError(
                 Failure.PROTOCOL, f"{e}: the meter does not stop sending (limit {cfg.max_message_bytes})"
             ) from None
         except ProtocolTimeout as e:
-            if _looks_garbled(bytes(self.buffer)):
+            if _looks_garbled(self.unframed):
                 raise ReaderError(
-                    Failure.UNEXPECTED_SPEED, f"{len(self.buffer)} unreadable byte(s) at {baud} Bd"
+                    Failure.UNEXPECTED_SPEED, f"{len(self.unframed)} unreadable byte(s) at {baud} Bd"
                 ) from None
             raise ReaderError(Failure.NO_DATA if after_ack else Failure.PROTOCOL, str(e)) from None
-        start = raw.find(b"\x02")
-        if start < 0 and cfg.verify_bcc:
+        if msg.kind is Kind.PLAIN and cfg.verify_bcc:
             # A block without STX after an option select: if an ETX follows, the STX was lost
             # and the BCC cannot be checked; the standard's plain form has no ETX.
             yield from self._pause(0.1)
-            if self.buffer[:1] == b"\x03":
+            if self.input.pending[:1] == ETX:
                 raise ReaderError(Failure.BCC, "a data message whose STX was lost: its BCC cannot be checked")
-        if start < 0 and not raw.endswith(b"!\r\n"):
-            if _looks_garbled(raw):
-                raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd: {raw[:24]!r}")
-            raise ReaderError(Failure.PROTOCOL, f"not a data message: {raw[:40]!r}")
-        readout = self._decode(raw[start:] if start >= 0 else raw, baud)
+        if msg.kind is Kind.COMMAND:
+            raise ReaderError(
+                Failure.UNEXPECTED_SPEED if _looks_garbled(msg.data) else Failure.PROTOCOL,
+                f"expected a data message, got the command {msg.name!r}: {msg.data[:30]!r}",
+            )
+        readout = self._decode(msg.data, baud)
         readout.identification = res.identification
         res.readout = readout
         res.timings["readout"] = round(self.now - started, 3)
@@ -498,26 +509,37 @@ class ReaderSession:
         res = self.result
         res.mode = "D"
         yield from self._switch(cfg.push_baud)
-        self.buffer.clear()
+        self.input.clear()
         self.state = State.READOUT
+        ident: list[Message] = []
+        spoiled: list[Message] = []
 
-        def telegram_end(buf: bytearray) -> int | None:
-            start = buf.find(b"/")
-            if start < 0:
-                return None
-            end = buf.find(b"!\r\n", start)
-            return None if end < 0 else end + 3
+        def telegram(msg: Message) -> bool:
+            """An identification, then (right after it) the plain data block of the push.  A
+            push that starts but breaks off is passed over; a few in a row end the attempt."""
+            if msg.kind is Kind.PLAIN and ident and ident[0].end == msg.offset:
+                return True
+            if ident or msg.began_as in (Kind.IDENTIFICATION, Kind.REQUEST):
+                spoiled.append(ident[0] if ident else msg)
+                if len(spoiled) >= cfg.spoiled_pushes:
+                    raise ReaderError(
+                        Failure.PROTOCOL,
+                        f"{len(spoiled)} pushes in a row could not be read; the last began "
+                        f"{spoiled[-1].data[:24]!r}",
+                    )
+            ident[:] = [msg] if msg.kind is Kind.IDENTIFICATION else []
+            return False
 
         try:
-            raw = yield from self._receive(
-                telegram_end, cfg.first_timeout + 10.0, "a mode D telegram", cfg.max_message_bytes
+            block = yield from self._receive(
+                telegram, cfg.first_timeout + 10.0, "a mode D telegram", cfg.max_message_bytes
             )
         except Overflow as e:
             raise ReaderError(Failure.LINE_BUSY, f"{e}: no telegram in what the meter sends") from None
         except ProtocolTimeout as e:
             failure = Failure.LINE_BUSY if e.received else Failure.NO_IDENTIFICATION
             raise ReaderError(failure, str(e)) from None
-        readout = self._decode(raw[raw.find(b"/") :], cfg.push_baud)
+        readout = self._decode(ident[0].data + block.data, cfg.push_baud)
         if readout.identification is None:
             raise ReaderError(Failure.PROTOCOL, "a mode D telegram without its identification")
         res.identification = readout.identification
@@ -533,7 +555,7 @@ class ReaderSession:
         self.state = State.OPERAND
         try:
             operand = yield from self._receive(
-                _message_end,
+                _block,
                 cfg.first_timeout + cfg.option_fallback_wait,
                 "the P0 message",
                 cfg.max_message_bytes,
@@ -541,17 +563,17 @@ class ReaderSession:
         except Overflow as e:
             raise ReaderError(Failure.PROTOCOL, str(e)) from None
         except ProtocolTimeout as e:
-            if _looks_garbled(bytes(self.buffer)):
+            if _looks_garbled(self.unframed):
                 raise ReaderError(Failure.UNEXPECTED_SPEED, f"unreadable bytes at {baud} Bd") from None
             raise ReaderError(Failure.TIMEOUT_AFTER_ACK, str(e)) from None
-        if not operand.startswith(b"\x01P0"):
-            if operand.startswith(b"\x02"):
+        if operand.name != "P0":
+            if operand.kind in (Kind.DATA, Kind.PARTIAL):
                 raise ReaderError(
                     Failure.PROTOCOL, "the meter sent a readout instead of entering programming mode"
                 )
             raise ReaderError(
-                Failure.UNEXPECTED_SPEED if _looks_garbled(operand) else Failure.PROTOCOL,
-                f"expected P0, got {operand[:30]!r}",
+                Failure.UNEXPECTED_SPEED if _looks_garbled(operand.data) else Failure.PROTOCOL,
+                f"expected P0, got {operand.data[:30]!r}",
             )
         # Do not ACK the P0: the ME162 NAKs the next command when the reader does.
         closed = False
@@ -609,13 +631,13 @@ class ReaderSession:
         send = data
         copies = 0
         while True:
-            self.buffer.clear()
+            self.input.clear()
             yield from self._send(send)
             copies += send == data
             problem = ""
             try:
                 reply = yield from self._receive(
-                    _reply_end, cfg.first_timeout, f"the answer to {what}", cfg.max_message_bytes
+                    _reply, cfg.first_timeout, f"the answer to {what}", cfg.max_message_bytes
                 )
             except (ProtocolTimeout, Overflow) as e:
                 problem, send = f"no answer ({e})", data
@@ -650,86 +672,60 @@ class Overflow(ProtocolError):
 
 # --- what counts as an answer ------------------------------------------------------------------
 
+#: messages that may carry a readout (or stand where one should)
+_BLOCKS = frozenset((Kind.DATA, Kind.PARTIAL, Kind.COMMAND, Kind.PLAIN))
+#: messages that may answer a command
+_REPLIES = _BLOCKS | {Kind.ACK, Kind.NAK}
 
-def _ended(reply: bytes) -> bool:
-    return reply.startswith(b"\x01B0") and _bcc_ok(reply)
+
+def _block(msg: Message) -> bool:
+    return msg.kind in _BLOCKS
 
 
-def _data_answer(reply: bytes) -> DataMessage | str:
+def _reply(msg: Message) -> bool:
+    return msg.kind in _REPLIES
+
+
+def _ended(reply: Message) -> bool:
+    return reply.is_break and reply.name == "B0" and bool(reply.bcc_ok)
+
+
+def _data_answer(reply: Message) -> DataMessage | str:
     """An R1/R3 answer: a data message (or error message) with a good BCC; else what is wrong."""
-    if reply == NAK:
+    if reply.kind is Kind.NAK:
         return "NAK"
     if _ended(reply):
         return "ended"
-    if not reply.startswith(b"\x02"):
-        return f"unexpected answer {reply[:20]!r}"
+    if reply.kind not in (Kind.DATA, Kind.PARTIAL):
+        return f"unexpected answer {reply.data[:20]!r}"
+    if not reply.bcc_ok:
+        return "BCC error"
     try:
-        return DataMessage.from_bytes(reply, verify_bcc=True)
+        return DataMessage.from_bytes(reply.data, verify_bcc=True)
     except BccError:
         return "BCC error"
     except ProtocolError:
-        return f"unexpected answer {reply[:20]!r}"
+        return f"unexpected answer {reply.data[:20]!r}"
 
 
-def _p1_answer(reply: bytes) -> bytes | str:
-    if reply == ACK:
-        return reply
-    if reply == NAK:
+def _p1_answer(reply: Message) -> bytes | str:
+    if reply.kind is Kind.ACK:
+        return reply.data
+    if reply.kind is Kind.NAK:
         return "NAK"
     if _ended(reply):
         return "ended"
-    if reply.startswith(b"\x02") and _bcc_ok(reply):
-        raise ReaderError(Failure.PASSWORD, f"the meter answered P1 with {reply[:30]!r}")
-    return f"unexpected answer {reply[:20]!r}"
+    if reply.kind is Kind.DATA and bcc_ok(reply.data):
+        raise ReaderError(Failure.PASSWORD, f"the meter answered P1 with {reply.data[:30]!r}")
+    return f"unexpected answer {reply.data[:20]!r}"
 
 
-# --- framing helpers ---------------------------------------------------------------------------
-
-
-def _ident_end(request: bytes) -> Any:
-    def end(buf: bytearray) -> int | None:
-        skip = len(request) if buf.startswith(request) else 0
-        i = buf.find(CRLF, skip)
-        if i < 0:
-            return None
-        if buf.find(b"/", skip, i) < 0:  # a stray line (noise): drop it and keep waiting
-            del buf[: i + 2]
-            return None
-        return i + 2
-
-    return end
-
-
-def _message_end(buf: bytearray) -> int | None:
-    """End of an STX/SOH ... ETX|EOT BCC message, or of a plain block ending with !CR LF."""
-    for i, b in enumerate(buf):
-        if b in (SOH_B, STX_B):
-            for j in range(i + 1, len(buf)):
-                if buf[j] in (ETX_B, EOT_B):
-                    return j + 2 if j + 1 < len(buf) else None
-            return None
-    end = buf.find(b"!\r\n")
-    return None if end < 0 else end + 3
-
-
-def _reply_end(buf: bytearray) -> int | None:
-    if buf[:1] in (ACK, NAK):
-        return 1
-    return _message_end(buf)
-
-
-def _bcc_ok(message: bytes) -> bool:
-    try:
-        return (message[-1] & 0x7F) == bcc_of_message(message[:-1])
-    except ValueError:
-        return False
+_TEXT_CONTROLS = frozenset((Ctl.SOH, Ctl.STX, Ctl.ETX, Ctl.EOT, 0x0A, 0x0D))
 
 
 def _looks_garbled(data: bytes) -> bool:
     """Bytes received at the wrong speed: NULs from framing errors, or mostly non-text."""
     if not data:
         return False
-    bad = sum(
-        1 for b in data if b == 0 or (b < 0x20 and b not in (0x01, 0x02, 0x03, 0x04, 0x0A, 0x0D)) or b > 0x7E
-    )
+    bad = sum(1 for b in data if b == 0 or (b < 0x20 and b not in _TEXT_CONTROLS) or b > 0x7E)
     return bad / len(data) > 0.2

@@ -5,52 +5,44 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from me162.protocol.bcc import xor7
-from me162.protocol.capture import Capture
+from me162.protocol.capture import Capture, WireMessage, identification, messages
+from me162.protocol.errors import Me162Error
+from me162.protocol.frames import Identification
+from me162.protocol.framing import split
 
 LINKTYPE_USER0 = 147
 
 
 def describe(data: bytes) -> str:
-    """A one-line reading of one message (or of bytes that are none)."""
+    """A one-line reading of some bytes: each message in them, with its meaning and BCC verdict."""
     if not data:
         return "(empty)"
-    if data.startswith(b"/?") and data.endswith(b"!\r\n"):
-        return f"request {data[:-2].decode('latin-1')}"
-    if data.startswith(b"/") and data.endswith(b"\r\n"):
-        return f"identification {data[:-2].decode('latin-1')}"
-    if data[:1] == b"\x06" and len(data) == 6 and data.endswith(b"\r\n"):
-        return f"option select V={chr(data[1])} Z={chr(data[2])} Y={chr(data[3])}"
-    if data == b"\x06":
-        return "ACK"
-    if data == b"\x15":
-        return "NAK"
-    if data.startswith((b"\x01", b"\x02")):
-        ends = [i for i, b in enumerate(data) if b in (3, 4)]
-        if not ends or ends[0] + 1 >= len(data):
-            return f"message without ETX/BCC ({len(data)} bytes)"
-        end = ends[0]
-        body = data[1 : end + 1]
-        verdict = (
-            "BCC ok"
-            if (data[end + 1] & 0x7F) == xor7(body)
-            else f"BCC WRONG (0x{data[end + 1]:02X}, computed 0x{xor7(body):02X})"
-        )
-        text = data[1:end].decode("latin-1").replace("\r\n", "⏎").replace("\x02", " STX ")
-        kind = "command" if data[0] == 1 else ("partial block" if data[end] == 4 else "data")
-        short = text if len(text) <= 60 else text[:57] + "..."
-        return f"{kind} {short!r} ({len(data)} bytes, {verdict})"
-    if any(b == 0 or b > 0x7E for b in data):
-        return f"garbage? {len(data)} bytes: {data[:16].hex(' ')}"
-    return f"{len(data)} bytes: {data[:40]!r}"
+    return " + ".join(m.describe() for m in split(data))
+
+
+def _meter_line(capture: Capture) -> str:
+    h = capture.header
+    meter = h.get("meter", {})
+    ident = identification(capture)
+    make = meter.get("make") or ""
+    model = meter.get("model") or ""
+    if not make and ident:
+        try:
+            make = Identification.from_line(ident).maker or f"manufacturer {ident[1:4]}"
+        except Me162Error:
+            make = ""
+    seen = "" if meter.get("ident") or not ident else " (identification as seen on the wire)"
+    parts = [p for p in (make, model, ident or "") if p]
+    return f"  origin {h.get('origin')}, meter {' '.join(parts) or 'unknown'}{seen}"
 
 
 def show(capture: Capture) -> str:
+    """A readable timeline: one line per message, put together from however many data events
+    the recorder wrote it in, with its decoded meaning and BCC verdict."""
     h = capture.header
-    meter = h.get("meter", {})
     lines = [
         f"capture {capture.path}",
-        f"  origin {h.get('origin')}, meter {meter.get('make', '?')} {meter.get('model', '?')} {meter.get('ident', '')}".rstrip(),
+        _meter_line(capture),
         f"  timing {h.get('timing')}, start {h.get('start')}, line {h.get('line')}",
     ]
     prov = h.get("provenance", {})
@@ -59,13 +51,16 @@ def show(capture: Capture) -> str:
     if capture.truncated:
         lines.append("  (the last line was cut: the recorder stopped while writing it)")
     lines.append("")
-    for e in capture.events:
-        t = f"{e.t:10.3f}"
-        if e.type == "data":
-            arrow = "reader -> meter" if e.dir == "r2m" else "meter -> reader"
-            baud = e.fields.get("baud", "")
-            lines.append(f"{t}  {arrow}  {baud!s:>5}  {describe(e.data)}")
-        elif e.type == "settings":
+    for item in messages(capture):
+        t = f"{item.t:10.3f}"
+        if isinstance(item, WireMessage):
+            arrow = "reader -> meter" if item.dir == "r2m" else "meter -> reader"
+            baud = "" if item.baud is None else item.baud
+            extra = f"  [{item.chunks} pieces]" if item.chunks > 1 else ""
+            lines.append(f"{t}  {arrow}  {baud!s:>5}  {item.message.describe()}{extra}")
+            continue
+        e = item
+        if e.type == "settings":
             inferred = " (inferred)" if e.fields.get("inferred") else ""
             lines.append(f"{t}  {e.fields.get('side')} speed {e.fields.get('baud')}{inferred}")
         elif e.type == "note":

@@ -15,32 +15,29 @@ import logging
 import math
 import random
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
 
-from me162.protocol.bcc import xor7
+from me162.protocol.bcc import bcc_ok
+from me162.protocol.chars import ACK, CRLF, NAK
 from me162.protocol.datablock import Obis
 from me162.protocol.errors import ProtocolError
 from me162.protocol.frames import (
-    ACK,
-    CRLF,
-    NAK,
     Command,
     DataMessage,
     ErrorMessage,
     OptionSelect,
     addresses_match,
 )
+from me162.protocol.framing import AckRule, Framer, Kind, Message
 from me162.protocol.line import INITIAL_BAUD, MODE_C_BAUDS, T_A_MAX, LineSettings
 from me162.simulator.clock import in_force
 from me162.simulator.profile import Profile, RegisterSpec
 from me162.simulator.registers import Installation, RegisterModel, TariffSchedule
 
 log = logging.getLogger(__name__)
-
-SOH_B, STX_B, ETX_B, EOT_B, ACK_B, NAK_B = 0x01, 0x02, 0x03, 0x04, 0x06, 0x15
 
 
 class State(Enum):
@@ -75,15 +72,43 @@ class MeterEvent:
     detail: str = ""
 
 
-@dataclass
-class _Rx:
-    data: bytearray = field(default_factory=bytearray)
-    error: bool = False
-    last: float = -1.0
+#: the longest line the meter listens to: ``/?`` + a 32-character address + ``!`` CR LF
+MAX_REQUEST = 37
+#: the longest command the meter takes; a longer one is answered with NAK
+MAX_COMMAND = 300
+
+
+class MessageReceiver:
+    """The meter's receiver: the framer, the offsets of characters that arrived with a parity
+    or framing error, and when the last character came."""
+
+    def __init__(self, *, max_line: int = MAX_REQUEST, max_block: int = MAX_COMMAND) -> None:
+        self.framer = Framer(ack=AckRule.ALONE, max_line=max_line, max_block=max_block)
+        self.errors: list[int] = []
+        self.last = -1.0
+
+    @property
+    def data(self) -> bytes:
+        return self.framer.pending
 
     def clear(self) -> None:
-        self.data.clear()
-        self.error = False
+        self.framer.clear()
+        self.errors.clear()
+
+    def feed(self, byte: int, error: bool) -> None:
+        if error:
+            self.errors.append(self.framer.offset + len(self.framer.pending))
+        self.framer.feed(bytes([byte]))
+
+    def messages(self, ack: AckRule) -> list[tuple[Message, bool]]:
+        """Whole messages received, each with whether any of its characters had an error."""
+        self.framer.ack = ack
+        out = []
+        for msg in self.framer:
+            out.append((msg, any(msg.offset <= e < msg.end for e in self.errors)))
+        if out:
+            self.errors = [e for e in self.errors if e >= out[-1][0].end]
+        return out
 
 
 def _truncate(value: float, fmt: str) -> float:
@@ -142,7 +167,7 @@ class Meter:
         self.busy_until = 0.0
         self.session_baud = INITIAL_BAUD
         self.deadline: float | None = None
-        self.rx = _Rx()
+        self.rx = MessageReceiver()
         self.outbox: list[Transmit] = []
         self.events: list[MeterEvent] = []
         self._speeds: list[tuple[float, int]] = [
@@ -233,27 +258,14 @@ class Meter:
     def _rx_sign_on(self, byte: int, error: bool) -> None:
         rx = self.rx
         if byte == ord("/") and not error:
-            rx.clear()
-        rx.data.append(byte)
-        rx.error |= error
-        data = bytes(rx.data)
-        if self.state is State.WAIT_OPTION and data[:1] == ACK:
-            if len(data) >= 6 or data.endswith(CRLF):
-                self._option(data, rx.error)
-                rx.clear()
-            return
-        if not data.startswith(b"/"):
-            if data[:1] != ACK:
-                rx.clear()
-            return
-        if len(data) > 2 and not data.startswith(b"/?"):
-            rx.clear()
-            return
-        if data.endswith(b"!" + CRLF):
-            self._request(data, rx.error)
-            rx.clear()
-        elif len(data) > 37:
-            rx.clear()
+            rx.clear()  # a "/" starts a sign-on, whatever came before
+        rx.feed(byte, error)
+        ack = AckRule.OPTION if self.state is State.WAIT_OPTION else AckRule.ALONE
+        for msg, bad in rx.messages(ack):
+            if msg.kind is Kind.REQUEST:
+                self._request(msg.data, bad)
+            elif self.state is State.WAIT_OPTION and Kind.OPTION_SELECT in (msg.kind, msg.began_as):
+                self._option(msg.data, bad)
 
     def _request(self, data: bytes, error: bool) -> None:
         address = data[2:-3].decode("latin-1")
@@ -377,32 +389,19 @@ class Meter:
 
     def _rx_programming(self, byte: int, error: bool) -> None:
         rx = self.rx
-        if not rx.data:
-            if byte == SOH_B:
-                rx.data.append(byte)
-                rx.error = error
-            elif byte == ACK_B and not error:
+        rx.feed(byte, error)
+        for msg, bad in rx.messages(AckRule.ALONE):
+            if msg.kind is Kind.COMMAND:
+                self._command(msg.data, error=bad)
+            elif msg.kind is Kind.ACK and not bad:
                 self._ack_received()
-            elif byte == NAK_B and not error:
+            elif msg.kind is Kind.NAK and not bad:
                 self._nak_received()
+            elif msg.began_as is Kind.COMMAND and len(msg.data) > MAX_COMMAND:
+                self._event("nak", f"command longer than {MAX_COMMAND} bytes")
+                self._reply(NAK, "nak")
             else:
-                self._event("ignored", f"0x{byte:02X} outside a command")
-            return
-        rx.data.append(byte)
-        rx.error |= error
-        data = bytes(rx.data)
-        if (
-            len(data) >= 3
-            and data[-2] in (ETX_B, EOT_B)
-            and ETX_B not in data[1:-2]
-            and EOT_B not in data[1:-2]
-        ):
-            rx.clear()
-            self._command(data, error=rx.error or error)
-        elif len(data) > 300:
-            rx.clear()
-            self._event("nak", "command longer than 300 bytes")
-            self._reply(NAK, "nak")
+                self._event("ignored", f"{msg.describe()} outside a command")
 
     def _ack_received(self) -> None:
         self._touch()
@@ -436,8 +435,7 @@ class Meter:
             self._event("nak", "parity or framing error in the command")
             self._reply(NAK, "nak")
             return
-        body = data[1:-1]
-        if (data[-1] & 0x7F) != xor7(body):
+        if not bcc_ok(data):
             self._event("nak", f"BCC error in {data!r}")
             self._reply(NAK, "nak")
             return

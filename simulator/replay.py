@@ -18,12 +18,14 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from me162.protocol.capture import Capture, read_capture
+from me162.protocol.capture import Capture, WireMessage, messages, read_capture
+from me162.protocol.chars import ACK
 from me162.protocol.errors import CaptureError
 from me162.protocol.frames import Identification
+from me162.protocol.framing import MAX_BLOCK, MAX_LINE, AckRule, Kind, Message
 from me162.protocol.line import INITIAL_BAUD, LineSettings
 from me162.simulator.clock import in_force
-from me162.simulator.meter import MeterEvent, State, Transmit
+from me162.simulator.meter import MessageReceiver, MeterEvent, State, Transmit
 from me162.simulator.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -45,23 +47,13 @@ class ReplaySession:
 
 
 def _chunks(capture: Capture) -> list[tuple[float, str, bytes, int]]:
-    """Data events with consecutive same-direction chunks merged (a logger may split them)."""
-    out: list[tuple[float, str, bytes, int]] = []
-    for e in capture.data_events():
-        baud = int(e.fields.get("baud") or INITIAL_BAUD)
-        d = e.dir or "m2r"
-        if (
-            out
-            and out[-1][1] == d
-            and d == "m2r"
-            and out[-1][3] == baud
-            and not e.data.startswith((b"/", b"\x01", b"\x02", b"\x15", b"\x06"))
-        ):
-            t, _, data, _ = out[-1]
-            out[-1] = (t, d, data + e.data, baud)
-        else:
-            out.append((e.t, d, e.data, baud))
-    return out
+    """The capture's messages in order (a recorder may have split one into many data events,
+    or written two in one): (time, direction, bytes, speed)."""
+    return [
+        (m.t, m.dir, m.message.data, m.baud or INITIAL_BAUD)
+        for m in messages(capture)
+        if isinstance(m, WireMessage)
+    ]
 
 
 def build_script(capture: Capture) -> list[ReplaySession]:
@@ -102,8 +94,7 @@ class ReplayMeter:
         self.outbox: list[Transmit] = []
         self.events: list[MeterEvent] = []
         self.mismatches: list[str] = []
-        self._rx = bytearray()
-        self._rx_error = False
+        self._rx = MessageReceiver(max_line=MAX_LINE, max_block=MAX_BLOCK)
         self._baud = INITIAL_BAUD
         first = self.sessions[0].steps[0].baud  # listen at the speed the first request came at
         self._speeds: list[tuple[float, int]] = [(0.0, first)]
@@ -142,19 +133,21 @@ class ReplayMeter:
             return
         if byte == 0x2F and not error:  # "/" starts a request: whatever came before was noise
             self._rx.clear()
-            self._rx_error = False
-        self._rx.append(byte)
-        self._rx_error |= error
-        msg = _complete(self._rx)
-        if msg is None:
-            if len(self._rx) > 512:
-                self._rx.clear()
-            return
-        del self._rx[: len(msg)]
-        error, self._rx_error = self._rx_error, False
-        self._message(msg, error)
+        self._rx.feed(byte, error)
+        # An ACK the recording has on its own (a partial block's) needs no more bytes to be whole.
+        ack = AckRule.ALONE if self._expected() == ACK else AckRule.AUTO
+        for msg, bad in self._rx.messages(ack):
+            if msg.kind is not Kind.NOISE:
+                self._message(msg, bad)
 
     # --- replay ----------------------------------------------------------------------------------
+
+    def _expected(self) -> bytes:
+        """The reader message the recording has next (empty outside a session)."""
+        if self.session_index < 0:
+            return b""
+        steps = self.sessions[self.session_index].steps
+        return steps[self.step_index].expect if self.step_index < len(steps) else b""
 
     def _event(self, kind: str, detail: str) -> None:
         self.events.append(MeterEvent(self.now, kind, detail))
@@ -165,13 +158,14 @@ class ReplayMeter:
         self._event("mismatch", detail)
         log.warning("replay mismatch: %s", detail)
 
-    def _message(self, msg: bytes, error: bool) -> None:
+    def _message(self, message: Message, error: bool) -> None:
+        msg = message.data
         if error:
             self._mismatch(
                 f"bytes at another speed than the recorded {self.uart_baud(self.now)} Bd", msg, b""
             )
             return
-        if msg.startswith(b"/?"):
+        if message.kind is Kind.REQUEST:
             nxt = next(
                 (
                     j
@@ -184,7 +178,7 @@ class ReplayMeter:
                 self._mismatch("a request the rest of the recording does not have", msg, b"")
                 return
             self.session_index, self.step_index = nxt, 0
-        if msg == b"\x01B0\x03q":  # a break ends any session; the meter never answers it
+        if message.is_break and message.bcc_ok:  # a break ends any session; the meter never answers it
             self._event("replay", "the reader signed off with B0")
             if self.session_index >= 0:
                 self.step_index = len(self.sessions[self.session_index].steps)
@@ -195,8 +189,7 @@ class ReplayMeter:
             return
         steps = self.sessions[self.session_index].steps
         if (
-            msg.startswith(b"\x06")
-            and len(msg) == 6
+            message.kind is Kind.OPTION_SELECT
             and self.step_index < len(steps)
             and steps[self.step_index].expect != msg
         ):
@@ -228,29 +221,3 @@ class ReplayMeter:
         # listen at the speed the recording's next reader message travels at
         nxt_baud = steps[self.step_index].baud if self.step_index < len(steps) else INITIAL_BAUD
         self._speeds.append((max(self.busy_until, self.now), nxt_baud))
-
-
-def _complete(buf: bytearray) -> bytes | None:
-    """A whole reader message at the start of ``buf``: request, option select, command, ACK/NAK."""
-    if not buf:
-        return None
-    b0 = buf[0]
-    if b0 == ord("/"):
-        end = buf.find(b"!\r\n")
-        return bytes(buf[: end + 3]) if end >= 0 else None
-    if b0 == 0x06:
-        if len(buf) >= 2 and buf[1] in (0x01, 0x06, 0x15):
-            return b"\x06"
-        if len(buf) >= 6:
-            return bytes(buf[:6]) if buf[4:6] == b"\r\n" else b"\x06"
-        return None
-    if b0 == 0x15:
-        return b"\x15"
-    if b0 == 0x01:
-        for j in range(1, len(buf)):
-            if buf[j] in (0x03, 0x04):
-                return bytes(buf[: j + 2]) if j + 1 < len(buf) else None
-        return None
-    # noise before a message: drop one byte
-    del buf[0]
-    return _complete(buf)

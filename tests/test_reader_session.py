@@ -339,6 +339,18 @@ def test_a_corrupted_push_is_a_clean_failure_or_a_correct_reading(tmp_path: Path
         assert res.readout is not None and res.identification is not None
 
 
+def test_pushes_that_are_all_spoiled_end_the_reading_after_a_few_not_after_megabytes(tmp_path: Path) -> None:
+    # Every push's "/EBZ5" reads as "/?BZ5": no push can be read.  Waiting for one used to last
+    # until 64 KiB had arrived (160 s of pushes at 9600 Bd) for every attempt.
+    flip = _scenario(
+        tmp_path, "  - when: {message: push, count: 0}\n    do: {action: flip, at: 1, mask: 0x7a}\n"
+    )
+    b = Bench("ebz_dd3", scenarios=[flip])
+    e = failure(b, ReaderConfig(mode="D", push_baud=9600, session_retries=0))
+    assert e.failure is Failure.PROTOCOL and "3 pushes in a row could not be read" in str(e)
+    assert b.link.now < 6.0  # three pushes, one a second
+
+
 def test_a_meter_that_never_stops_pushing_does_not_hold_auto_mode_for_ever() -> None:
     # eBZ DD3 pushes at 9600 Bd every second; a reader in auto mode listens at 300 Bd and hears
     # garbage that never ends.  Each byte used to extend the deadline, for ever.

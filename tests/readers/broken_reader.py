@@ -23,16 +23,29 @@ from me162.protocol.line import MODE_C_BAUDS
 from me162.protocol.readout import decode_readout
 from me162.reader import driver
 from me162.reader.cli import result_json
-from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSpeed, _reply_end
+from me162.reader.session import ReaderConfig, ReaderError, ReaderSession, SetSpeed, Wait, _reply
 
 
 class Broken(ReaderSession):
     fault = ""
 
-    def _decode(self, raw: bytes, baud: int) -> Any:
-        if self.fault == "trust-push":  # decodes without classifying errors, as the reader once did
-            return decode_readout(raw, verify_bcc=self.config.verify_bcc)
-        return super()._decode(raw, baud)
+    def _mode_d(self) -> Generator[Any, Any, Any]:
+        if self.fault != "trust-push":
+            return (yield from super()._mode_d())
+        # Takes whatever lies between "/" and "!" CR LF as a push and decodes it without
+        # classifying errors, as the reader once did: a spoiled push escapes as a traceback.
+        yield from self._switch(self.config.push_baud)
+        self.input.clear()
+        seen = bytearray()
+        while b"!\r\n" not in seen[seen.find(b"/") + 1 :] or b"/" not in seen:
+            event = yield Wait(self.now + 5.0)
+            self._absorb(event)
+            seen += event.data
+        raw = bytes(seen[seen.find(b"/") :])
+        readout = decode_readout(raw[: raw.find(b"!\r\n") + 3], verify_bcc=self.config.verify_bcc)
+        self.result.identification = readout.identification
+        self.result.readout = readout
+        return self.result
 
     def _read_register(self, reg: str) -> Generator[Any, Any, Any]:
         if self.fault != "parse-any-answer":
@@ -40,10 +53,10 @@ class Broken(ReaderSession):
         # Takes any framed answer with a good BCC as a data message, as the reader once did:
         # an SOH in the first byte escapes as a FramingError traceback.
         cmd = Command.read(reg)
-        self.buffer.clear()
+        self.input.clear()
         yield from self._send(cmd.to_bytes())
-        reply = yield from self._receive(_reply_end, self.config.first_timeout, "the answer", 4096)
-        msg = DataMessage.from_bytes(reply)
+        reply = yield from self._receive(_reply, self.config.first_timeout, "the answer", 4096)
+        msg = DataMessage.from_bytes(reply.data)
         text = msg.block.decode("latin-1")
         value = parse_line(text).data_sets[0].values[0]
         return {"value": value.value, "unit": value.unit, "error": None, "raw": text}
