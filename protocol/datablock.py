@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from me162.protocol.errors import DataError
 
@@ -79,9 +80,11 @@ class Obis:
         )
 
 
-@dataclass(frozen=True)
-class Value:
-    """One ``(value*unit)`` group; ``value`` is exactly what the meter sent (padding included)."""
+class Value(NamedTuple):
+    """One ``(value*unit)`` group; ``value`` is exactly what the meter sent (padding included).
+
+    Values, data sets and data lines are named tuples: immutable, and cheap to make by the
+    thousand (a 578-line readout has as many of each)."""
 
     value: str
     unit: str | None = None
@@ -102,8 +105,7 @@ class Value:
         return {"value": self.value, "unit": self.unit}
 
 
-@dataclass(frozen=True)
-class DataSet:
+class DataSet(NamedTuple):
     """An address (may be None) and one or more values, with the raw text they came from."""
 
     address: str | None
@@ -151,8 +153,7 @@ class DataSet:
         }
 
 
-@dataclass(frozen=True)
-class DataLine:
+class DataLine(NamedTuple):
     """One line of a data block: its data sets, and any text that fits no data set."""
 
     number: int
@@ -161,17 +162,70 @@ class DataLine:
     rest: str = ""
 
 
-@dataclass(frozen=True)
 class DataBlock:
-    """The parsed content of a data message."""
+    """The parsed content of a data message: its lines, and the data sets in them.
 
-    lines: tuple[DataLine, ...]
-    end_seen: bool
-    raw: str
+    A block parsed the short way (:func:`parse_data_block` on a regular block) makes its data
+    sets when they are first asked for and its :class:`DataLine` objects only if those are
+    asked for too (most programs never look at lines); either way the result is the same."""
+
+    __slots__ = ("_lines", "_rows", "_sets", "end_seen", "raw")
+
+    def __init__(self, lines: tuple[DataLine, ...], end_seen: bool, raw: str) -> None:
+        self._lines: tuple[DataLine, ...] | None = lines
+        self._rows: list[Row] = []
+        self._sets: list[tuple[int, DataSet]] | None = None
+        self.end_seen = end_seen
+        self.raw = raw
+
+    @classmethod
+    def _regular(cls, rows: list[Row], raw: str) -> DataBlock:
+        """From :data:`_REGULAR_LINE` rows, one per line."""
+        block = cls((), True, raw)
+        block._lines = None
+        block._rows = rows
+        return block
 
     @property
     def data_sets(self) -> list[tuple[int, DataSet]]:
-        return [(ln.number, ds) for ln in self.lines for ds in ln.data_sets]
+        """(line number, data set) of every data set, in order."""
+        if self._sets is None:
+            if self._lines is not None:
+                self._sets = [(ln.number, ds) for ln in self._lines for ds in ln.data_sets]
+            else:
+                self._sets = _sets_of_rows(self._rows)
+        return list(self._sets)
+
+    @property
+    def lines(self) -> tuple[DataLine, ...]:
+        if self._lines is None:
+            sets = self.data_sets
+            self._lines = tuple(
+                [
+                    _new(DataLine, (number, line, (ds,), rest))
+                    for (number, ds), (line, *_, rest) in zip(sets, self._rows, strict=True)
+                ]
+            )
+        return self._lines
+
+    def leftovers(self) -> list[tuple[int, str]]:
+        """(line number, text) of every line with text that fits no data set."""
+        if self._lines is None:
+            if not any(map(_REST, self._rows)):
+                return []
+            return [(n, row[6]) for n, row in enumerate(self._rows, 1) if row[6]]
+        return [(ln.number, ln.rest) for ln in self._lines if ln.rest]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, DataBlock):
+            return NotImplemented
+        return (self.lines, self.end_seen, self.raw) == (other.lines, other.end_seen, other.raw)
+
+    def __hash__(self) -> int:
+        return hash((self.lines, self.end_seen, self.raw))
+
+    def __repr__(self) -> str:
+        return f"DataBlock(lines={self.lines!r}, end_seen={self.end_seen!r}, raw={self.raw!r})"
 
     def find(self, address: str) -> DataSet | None:
         """The first data set whose address is ``address``, or the same OBIS quantity."""
@@ -187,8 +241,22 @@ class DataBlock:
         return None
 
 
+#: a line of one data set with one value and no parentheses inside it: most lines of most meters
+_ONE_SET = re.compile(r"([^()]*)\(([^()]*)\)")
+
+
 def parse_line(text: str, number: int = 1) -> DataLine:
     """Split one data line into data sets; never raises."""
+    m = _ONE_SET.fullmatch(text)
+    if m is not None:  # the common case, taken the short way (same result as the loop below)
+        address, inner = m.groups()
+        value, star, unit = inner.partition("*")
+        ds = DataSet(address or None, (Value(value, unit if star else None),), text)
+        return DataLine(number, text, (ds,), "")
+    return _parse_line(text, number)
+
+
+def _parse_line(text: str, number: int) -> DataLine:
     sets: list[DataSet] = []
     pos = 0
     n = len(text)
@@ -225,17 +293,78 @@ def parse_line(text: str, number: int = 1) -> DataLine:
 _LINE_SPLIT = re.compile(r"\r\n|\n|\r")
 
 
+#: a block whose every line is one data set (one or more values) and, perhaps, text without
+#: parentheses after it, each line ending in CR LF, and then ``!`` CR LF: nearly every readout.
+#: :data:`_REGULAR_LINE` finds the lines; they are the whole block when their lengths add up.
+_REGULAR_LINE = re.compile(
+    r"(([^()\r\n]*)\(([^()*\r\n]*)(\*?)([^()\r\n]*)\)((?:\([^()\r\n]*\))*)([^()!\r\n]*))\r\n"
+)
+#: a row: the line, the address, the first value, "*" or "", its unit, the other values, the rest
+Row = tuple[str, str, str, str, str, str, str]
+_new = tuple.__new__
+_LINE, _MORE, _REST = itemgetter(0), itemgetter(5), itemgetter(6)
+
+
+def _value(inner: str) -> Value:
+    value, star, unit = inner.partition("*")
+    return _new(Value, (value, unit if star else None))
+
+
+def _sets_of_rows(rows: list[Row]) -> list[tuple[int, DataSet]]:
+    if not (any(map(_MORE, rows)) or any(map(_REST, rows))):  # one value per line, no leftovers
+        return [
+            (number, _new(DataSet, (address or None, (_new(Value, (value, unit if star else None)),), line)))
+            for number, (line, address, value, star, unit, _, _) in enumerate(rows, 1)
+        ]
+    out: list[tuple[int, DataSet]] = []
+    append = out.append
+    for number, (line, address, value, star, unit, more, rest) in enumerate(rows, 1):
+        values: tuple[Value, ...] = (_new(Value, (value, unit if star else None)),)
+        if more:
+            values += tuple([_value(inner) for inner in more[1:-1].split(")(")])
+        append(
+            (
+                number,
+                _new(DataSet, (address or None, values, line[: len(line) - len(rest)] if rest else line)),
+            )
+        )
+    return out
+
+
+def _regular_block(text: str) -> DataBlock | None:
+    """A regular block (see :data:`_REGULAR_LINE`) parsed the short way: the result of
+    :func:`parse_block_by_lines` (the tests compare the two on every kind of input); None when
+    the block is not regular."""
+    if not text.endswith("!\r\n") or (len(text) > 3 and text[-5:-3] != "\r\n"):
+        return None
+    rows = _REGULAR_LINE.findall(text)
+    if sum(map(len, map(_LINE, rows))) + 2 * len(rows) + 3 != len(text):
+        return None
+    return DataBlock._regular(rows, text)
+
+
 def parse_data_block(block: bytes | str) -> DataBlock:
     """Parse a data block (the bytes between STX and ETX, or a plain readout); never raises."""
-    text = block.decode("latin-1") if isinstance(block, bytes) else block
+    text = block.decode("latin-1") if isinstance(block, bytes | bytearray) else block
+    return _regular_block(text) or parse_block_by_lines(text)
+
+
+def parse_block_by_lines(text: str) -> DataBlock:
+    """The general parse, line by line, of any text (what :func:`parse_data_block` does)."""
     lines: list[DataLine] = []
     end_seen = False
     number = 0
-    for raw_line in _LINE_SPLIT.split(text):
+    crlf = text.count("\r\n")
+    if text.count("\r") == crlf and text.count("\n") == crlf:  # CR LF line ends only
+        raw_lines = text.split("\r\n")
+    else:
+        raw_lines = _LINE_SPLIT.split(text)
+    append = lines.append
+    for raw_line in raw_lines:
         if end_seen:
             if raw_line:
                 number += 1
-                lines.append(DataLine(number, raw_line, (), raw_line))
+                append(DataLine(number, raw_line, (), raw_line))
             continue
         line = raw_line
         if line == "!":
@@ -247,7 +376,7 @@ def parse_data_block(block: bytes | str) -> DataBlock:
         if line == "":
             continue
         number += 1
-        lines.append(parse_line(line, number))
+        append(parse_line(line, number))
     return DataBlock(tuple(lines), end_seen, text)
 
 

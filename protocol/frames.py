@@ -10,12 +10,15 @@ leniently elsewhere because real meters bend every content rule.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import construct as cs
 
+from me162.protocol.bcc import xor7
+from me162.protocol.chars import ACK, CRLF, EOT, ETX, NAK, SOH, STX, Ctl
 from me162.protocol.constructs import BccField, UpTo
 from me162.protocol.errors import (
     AddressError,
@@ -26,14 +29,6 @@ from me162.protocol.errors import (
     Me162Error,
 )
 from me162.protocol.line import MODE_B_BAUDS, MODE_C_BAUDS, T_R_MIN, T_R_MIN_FAST
-
-SOH = b"\x01"
-STX = b"\x02"
-ETX = b"\x03"
-EOT = b"\x04"
-ACK = b"\x06"
-NAK = b"\x15"
-CRLF = b"\r\n"
 
 _latin1: Any = cs.ExprAdapter(
     cs.Bytes(1),
@@ -201,6 +196,46 @@ class RequestMessage:
         return cls(c.address)
 
 
+#: Manufacturer codes (the three letters after ``/``) of the meters in the captures, as the
+#: DLMS UA's FLAG ID list registers them.
+MANUFACTURERS: dict[str, str] = {
+    "ACE": "Actaris (Itron)",
+    "DZG": "DZG Metering",
+    "EBZ": "eBZ",
+    "ELS": "Elster",
+    "EMH": "EMH metering",
+    "ESY": "EasyMeter",
+    "HAG": "Hager",
+    "ISK": "Iskraemeco",
+    "KMP": "Kamstrup",
+    "LGZ": "Landis+Gyr",
+    "LOG": "Logarex",
+    "LUG": "Landis+Gyr (heat meters)",
+}
+
+
+#: IDENTIFICATION_FORMAT as one regular expression: GreedyRange is possessive (it never gives a
+#: ``\\W`` back to the ident) and UpTo stops at the first CR LF, which must end the message.
+_IDENTIFICATION_RE = re.compile(rb"/(.{3})(.)((?:\\.)*+)((?:(?!\r\n).)*)\r\n", re.S)
+
+
+@functools.lru_cache(maxsize=256)
+def _identification(data: bytes) -> Identification | None:
+    """IDENTIFICATION_FORMAT's result the short way (the tests prove they agree), or None for
+    what it would refuse.  Remembered: a reader reads the same meter again and again, and an
+    Identification is immutable."""
+    m = _IDENTIFICATION_RE.fullmatch(data)
+    if m is None:
+        return None
+    man, z, enhanced, ident = m.groups()
+    return Identification(
+        man.decode("latin-1"),
+        z.decode("latin-1"),
+        ident.decode("latin-1"),
+        tuple(enhanced[1::2].decode("latin-1")),
+    )
+
+
 @dataclass(frozen=True)
 class Identification:
     """``/XXXZ[\\W]ident CRLF`` from the meter; ``raw`` is the line without CR LF."""
@@ -238,6 +273,11 @@ class Identification:
         if self.mode == "B":
             return MODE_B_BAUDS.get(z)
         return 300
+
+    @property
+    def maker(self) -> str | None:
+        """The manufacturer's name, when its code is a known one (case does not matter)."""
+        return MANUFACTURERS.get(self.manufacturer.upper())
 
     @property
     def fast_reaction(self) -> bool:
@@ -290,6 +330,9 @@ class Identification:
             raise IdentificationError(f"identification must end with CR LF: {data[:40]!r}")
         if len(data) < 7:
             raise IdentificationError(f"identification too short: {data!r}")
+        fast = _identification(bytes(data))
+        if fast is not None:
+            return fast
         try:
             c = _parse(IDENTIFICATION_FORMAT, data, "identification")
         except FramingError as e:
@@ -345,6 +388,12 @@ class OptionSelect:
         return cls(c.v, c.z, c.y)
 
 
+def _first_end(data: bytes) -> int:
+    """The position of the first ETX or EOT (-1: none)."""
+    etx, eot = data.find(ETX), data.find(EOT)
+    return etx if eot < 0 or 0 <= etx < eot else eot
+
+
 def _message_bytes(fmt: Any, body: dict[str, Any], bcc: int | None, what: str) -> bytes:
     return _build(fmt, {"body": {"value": body}, "bcc": bcc}, what)
 
@@ -369,8 +418,6 @@ class DataMessage:
 
     @property
     def computed_bcc(self) -> int:
-        from me162.protocol.bcc import xor7
-
         return xor7(self.block + (EOT if self.partial else ETX))
 
     @property
@@ -379,6 +426,14 @@ class DataMessage:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, verify_bcc: bool = True) -> DataMessage:
+        data = bytes(data)
+        end = _first_end(data)
+        if data[:1] == STX and end > 0 and end + 2 == len(data):
+            # DATA_MESSAGE_FORMAT's result, the short way (tests prove they agree)
+            bcc = data[-1]
+            if verify_bcc and (bcc & 0x7F) != xor7(data[1 : end + 1]):
+                raise BccError(xor7(data[1 : end + 1]), bcc, end + 1)
+            return cls(data[1:end], data[end] == Ctl.EOT, bcc)
         c = _parse(DATA_MESSAGE_FORMAT, data, "data message", verify_bcc=verify_bcc)
         return cls(c.body.value.block, c.body.value.end == EOT, c.bcc)
 
@@ -448,8 +503,6 @@ class Command:
 
     @property
     def bcc_valid(self) -> bool:
-        from me162.protocol.bcc import xor7
-
         stx = b"" if self.data is None else STX + self.data
         computed = xor7(self.name.encode("latin-1") + stx + (EOT if self.partial else ETX))
         return self.bcc is None or (self.bcc & 0x7F) == computed

@@ -7,26 +7,24 @@ readout into its JSON report.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from me162.protocol.bcc import xor7
+from me162.protocol.chars import CRLF
 from me162.protocol.datablock import DataBlock, parse_data_block
 from me162.protocol.errors import BccError, FramingError, IdentificationError
 from me162.protocol.frames import (
-    ACK,
-    CRLF,
-    EOT,
-    ETX,
-    STX,
-    DataMessage,
     Identification,
     OptionSelect,
     PlainDataMessage,
     RequestMessage,
+    _first_end,
+    _identification,
 )
+from me162.protocol.framing import MAX_LINE, Kind, Message, split
 from me162.protocol.line import looks_like_parity_bytes, strip_parity
-
-_NOISE = {0x00, 0x7F, 0xFF}
 
 
 @dataclass
@@ -59,92 +57,111 @@ class Readout:
 
 def decode_readout(raw: bytes, *, verify_bcc: bool = True) -> Readout:
     """Decode ``raw``; raises :class:`FramingError`, :class:`BccError` (unless ``verify_bcc`` is
-    False) or :class:`IdentificationError` with the byte offset of the problem."""
+    False) or :class:`IdentificationError` with the byte offset of the problem.
+
+    The framer cuts ``raw`` into messages; they must come in the order of a readout: noise,
+    the echoed request, the identification, the echoed option select, the data message (or
+    the plain block of modes A, B and D), and nothing but line ends after it."""
+    raw = bytes(raw)
+    fast = _canonical(raw, verify_bcc)
+    return fast if fast is not None else decode_any(raw, verify_bcc=verify_bcc)
+
+
+def decode_any(raw: bytes, *, verify_bcc: bool = True) -> Readout:
+    """:func:`decode_readout` for any input, always the general way (cut by the framer)."""
     warnings: list[str] = []
-    parity = looks_like_parity_bytes(raw)
+    parity = not raw.isascii() and looks_like_parity_bytes(raw)
     if parity:
         raw = strip_parity(raw)
         warnings.append("bytes carried the even-parity bit in bit 7 (7E1 read as 8N1); stripped")
-    pos = 0
-    while pos < len(raw) and raw[pos] in _NOISE:
-        pos += 1
-    if pos:
-        warnings.append(f"skipped {pos} noise byte(s) before the first message")
+    msgs = split(raw)
+    i, n = 0, len(msgs)
+    skipped = 0
+    while i < n and msgs[i].kind is Kind.NOISE and msgs[i].began_as is None:
+        skipped += len(msgs[i].data)
+        i += 1
+    if skipped:
+        warnings.append(f"skipped {skipped} noise byte(s) before the first message")
+
+    def at(kind: Kind) -> Message | None:
+        """The next message when it is ``kind`` (or began as one and was cut short)."""
+        if i < n and kind in (msgs[i].kind, msgs[i].began_as):
+            return msgs[i]
+        return None
 
     request = None
-    if raw.startswith(b"/?", pos):
-        end = raw.find(b"!" + CRLF, pos)
-        if end < 0:
-            raise FramingError("echoed request '/?' is not terminated by '!' CR LF", pos)
-        request = RequestMessage.from_bytes(raw[pos : end + 3])
-        pos = end + 3
-
+    if (m := at(Kind.REQUEST)) is not None:
+        if m.kind is Kind.NOISE:
+            raise FramingError("echoed request '/?' is not terminated by '!' CR LF", m.offset)
+        request = RequestMessage.from_bytes(m.data)
+        i += 1
     ident = None
-    if raw.startswith(b"/", pos):
-        end = raw.find(CRLF, pos)
-        if end < 0:
-            raise IdentificationError(f"identification at byte {pos} is not terminated by CR LF")
-        ident = Identification.from_bytes(raw[pos : end + 2])
-        pos = end + 2
-
+    if (m := at(Kind.IDENTIFICATION)) is not None:
+        if m.kind is Kind.NOISE:
+            raise IdentificationError(f"identification at byte {m.offset} is not terminated by CR LF")
+        ident = Identification.from_bytes(m.data)
+        i += 1
     option = None
-    if raw.startswith(ACK, pos) and raw.find(CRLF, pos) == pos + 4:
-        option = OptionSelect.from_bytes(raw[pos : pos + 6])
-        pos += 6
-
-    mode_d = False
-    if raw.startswith(CRLF, pos) and ident is not None:
-        mode_d = True  # mode D: CR LF CR LF after the ident, then the plain data block
-        pos += 2
+    if (m := at(Kind.OPTION_SELECT)) is not None and m.kind is Kind.OPTION_SELECT:
+        option = OptionSelect.from_bytes(m.data)
+        i += 1
 
     bcc_present = False
     bcc_valid: bool | None = None
     received = computed = None
-    if pos < len(raw) and raw[pos] == STX[0]:
-        ends = [p for p in (raw.find(ETX, pos), raw.find(EOT, pos)) if p >= 0]
-        if not ends:
-            raise FramingError("data message starts with STX but has no ETX", len(raw))
-        end = min(ends)
-        if end + 1 >= len(raw):
-            raise FramingError("data message ends after ETX without its BCC byte", end + 1)
-        try:
-            msg = DataMessage.from_bytes(raw[pos : end + 2], verify_bcc=verify_bcc)
-        except BccError as e:
-            raise BccError(e.computed, e.received, pos + e.offset) from None
+    mode_d = False
+    pos = msgs[i].offset if i < n else len(raw)
+    m = msgs[i] if i < n else None
+    if (m is not None and Kind.DATA in (m.kind, m.began_as)) or (m is not None and m.kind is Kind.PARTIAL):
+        if m.kind is Kind.NOISE:
+            end = _first_end(m.data)
+            if end < 0:
+                raise FramingError("data message starts with STX but has no ETX", len(raw))
+            raise FramingError("data message ends after ETX without its BCC byte", m.offset + end + 1)
+        # The framer gave STX ... (first) ETX|EOT BCC: DATA_MESSAGE_FORMAT's shape, so the message
+        # is taken apart here rather than parsed again; the BCC is computed once.
+        data = m.data
+        received = data[-1]
+        computed = xor7(data[1:-1])
         bcc_present = True
-        received, computed = msg.bcc, msg.computed_bcc
-        bcc_valid = msg.bcc_valid
+        bcc_valid = (received & 0x7F) == computed
         if not bcc_valid:
+            if verify_bcc:
+                raise BccError(computed, received, m.end - 1)
             warnings.append(
                 f"BCC mismatch ignored: computed 0x{computed:02X}, received 0x{received:02X} "
-                f"after ETX at byte {end + 1}"
+                f"after ETX at byte {m.end - 1}"
             )
-        block = msg.block
-        pos = end + 2
-    elif pos < len(raw):
-        end = raw.find(b"!" + CRLF, pos)
-        if end < 0:
+        block = data[1:-2]
+        i += 1
+    elif m is not None and Kind.PLAIN in (m.kind, m.began_as):
+        if m.kind is Kind.NOISE:
             if ident is None:
                 raise FramingError("no identification and no data message found", pos)
             raise FramingError("data block without STX is not terminated by '!' CR LF", len(raw))
-        block = PlainDataMessage.from_bytes(raw[pos : end + 3]).block
-        pos = end + 3
+        data = m.data
+        if ident is not None and data.startswith(CRLF) and len(data) > 3:
+            mode_d = True  # mode D: CR LF CR LF after the ident, then the plain data block
+            data = data[2:]
+        block = PlainDataMessage.from_bytes(data).block
+        i += 1
+    elif m is not None:
+        if ident is None:
+            raise FramingError("no identification and no data message found", pos)
+        raise FramingError(f"{m.describe()} where the data message belongs", pos)
     else:
         if ident is None:
             raise FramingError("no identification and no data message found", pos)
         block = b""
         warnings.append("identification only: no data message followed")
 
-    trailing = raw[pos:]
+    trailing = b"".join(x.data for x in msgs[i:])
     if trailing.strip(b"\r\n\x00\x7f"):
         warnings.append(f"{len(trailing)} byte(s) after the data message ignored")
-    data = parse_data_block(block)
-    for line in data.lines:
-        if line.rest:
-            warnings.append(f"line {line.number}: text outside data sets kept as-is: {line.rest!r}")
+    data_block = _block(block, warnings)
     return Readout(
         ident,
-        data,
+        data_block,
         bcc_present,
         bcc_valid,
         received,
@@ -155,3 +172,44 @@ def decode_readout(raw: bytes, *, verify_bcc: bool = True) -> Readout:
         mode_d,
         warnings,
     )
+
+
+def _block(block: bytes, warnings: list[str]) -> DataBlock:
+    data_block = parse_data_block(block)
+    for number, rest in data_block.leftovers():
+        warnings.append(f"line {number}: text outside data sets kept as-is: {rest!r}")
+    return data_block
+
+
+#: The shape nearly every readout has: an identification line (as the framer cuts lines) and an
+#: STX ... ETX BCC data message, and nothing else, in 7-bit characters.
+_CANONICAL = re.compile(rb"(/(?!\?)[^/\x01\x02\x06\x15\r]*\r\n)?\x02([^\x03\x04]*)([\x03\x04])(.)", re.S)
+
+
+def _canonical(raw: bytes, verify_bcc: bool) -> Readout | None:
+    """:func:`decode_readout` of a readout of the canonical shape, the short way; None for any
+    other input (the general path then decodes it).  The tests compare the two on valid,
+    corrupted, truncated and parity-bit input."""
+    m = _CANONICAL.fullmatch(raw)
+    if m is None or not raw.isascii():
+        return None
+    line, block, end, bcc = m.groups()
+    ident = None
+    if line is not None:
+        if len(line) > MAX_LINE:
+            return None
+        ident = _identification(line)
+        if ident is None:
+            return None
+    computed = xor7(block) ^ end[0]
+    received = bcc[0]
+    valid = (received & 0x7F) == computed
+    warnings: list[str] = []
+    if not valid:
+        where = len(raw) - 1
+        if verify_bcc:
+            raise BccError(computed, received, where)
+        warnings.append(
+            f"BCC mismatch ignored: computed 0x{computed:02X}, received 0x{received:02X} after ETX at byte {where}"
+        )
+    return Readout(ident, _block(block, warnings), True, valid, received, computed, warnings=warnings)
