@@ -1,8 +1,9 @@
 """Every IEC 62056-21 message as one construct definition that both builds and parses.
 
 The virtual meter builds its bytes with these definitions and the reader parses with them, so
-the two ends cannot disagree about framing.  The ``*_FORMAT`` objects are the construct
-definitions; the dataclasses around them are the typed API the rest of the project uses.
+the two ends cannot disagree about framing.  The ``*_FORMAT`` objects in
+:mod:`me162.protocol.formats` are the construct definitions (imported when first needed); the
+dataclasses here are the typed API the rest of the project uses.
 
 Parsing is strict about framing and the BCC only; the content (idents, data sets) is parsed
 leniently elsewhere because real meters bend every content rule.
@@ -15,11 +16,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import construct as cs
-
 from me162.protocol.bcc import xor7
 from me162.protocol.chars import ACK, CRLF, EOT, ETX, NAK, SOH, STX, Ctl
-from me162.protocol.constructs import BccField, UpTo
 from me162.protocol.errors import (
     AddressError,
     BccError,
@@ -30,114 +28,18 @@ from me162.protocol.errors import (
 )
 from me162.protocol.line import MODE_B_BAUDS, MODE_C_BAUDS, T_R_MIN, T_R_MIN_FAST
 
-_latin1: Any = cs.ExprAdapter(
-    cs.Bytes(1),
-    decoder=lambda obj, ctx: obj.decode("latin-1"),
-    encoder=lambda obj, ctx: obj.encode("latin-1"),
-)
+
+def _formats() -> Any:
+    from me162.protocol import formats
+
+    return formats
 
 
-def _text_up_to(*terms: bytes, what: str) -> Any:
-    return cs.ExprAdapter(
-        UpTo(*terms, what=what),
-        decoder=lambda obj, ctx: obj.decode("latin-1"),
-        encoder=lambda obj, ctx: obj,
-    )
+def _parse(fmt: str, data: bytes, what: str, *, verify_bcc: bool = True) -> Any:
+    import construct as cs
 
-
-# --- the construct definitions ---------------------------------------------------------------
-
-#: ``/ ? [device address] ! CR LF`` (clause 6.3.1)
-REQUEST_FORMAT: Any = cs.Struct(
-    "start" / cs.Const(b"/?"),
-    "address" / _text_up_to(b"!", what="request address"),
-    "end" / cs.Const(b"!" + CRLF),
-    cs.Terminated,
-)
-
-#: ``/ X X X Z [\\ W]... ident CR LF`` (clause 6.3.2)
-IDENTIFICATION_FORMAT: Any = cs.Struct(
-    "start" / cs.Const(b"/"),
-    "manufacturer"
-    / cs.ExprAdapter(
-        cs.Bytes(3),
-        decoder=lambda obj, ctx: obj.decode("latin-1"),
-        encoder=lambda obj, ctx: obj.encode("latin-1"),
-    ),
-    "baud_char" / _latin1,
-    "enhanced" / cs.GreedyRange(cs.Struct(cs.Const(b"\\"), "w" / _latin1)),
-    "ident" / _text_up_to(CRLF, what="identification"),
-    "end" / cs.Const(CRLF),
-    cs.Terminated,
-)
-
-#: ``ACK V Z Y CR LF`` (clause 6.3.3)
-OPTION_SELECT_FORMAT: Any = cs.Struct(
-    "ack" / cs.Const(ACK),
-    "v" / _latin1,
-    "z" / _latin1,
-    "y" / _latin1,
-    "end" / cs.Const(CRLF),
-    cs.Terminated,
-)
-
-_END = cs.OneOf(cs.Bytes(1), [ETX, EOT])
-
-#: ``STX data-block ETX|EOT BCC`` (clauses 6.3.4, 6.3.9, 6.3.10); the BCC covers block + ETX.
-DATA_MESSAGE_FORMAT: Any = cs.Struct(
-    "stx" / cs.Const(STX),
-    "body" / cs.RawCopy(cs.Struct("block" / UpTo(ETX, EOT, what="data message"), "end" / _END)),
-    "bcc" / BccField(cs.this.body.data),
-    cs.Terminated,
-)
-
-#: The readout form without STX/ETX/BCC allowed by clause 6.3.4: ``data-block ! CR LF``.
-PLAIN_DATA_MESSAGE_FORMAT: Any = cs.Struct(
-    "block" / UpTo(b"!" + CRLF, what="data block"),
-    "end" / cs.Const(b"!" + CRLF),
-    cs.Terminated,
-)
-
-#: ``SOH C D [STX data-set] ETX|EOT BCC`` (clauses 6.3.7, 6.3.8, 6.3.12); BCC from after SOH.
-COMMAND_FORMAT: Any = cs.Struct(
-    "soh" / cs.Const(SOH),
-    "body"
-    / cs.RawCopy(
-        cs.Struct(
-            "command" / _latin1,
-            "type" / _latin1,
-            "data"
-            / cs.Optional(cs.Struct("stx" / cs.Const(STX), "dataset" / UpTo(ETX, EOT, what="command"))),
-            "end" / _END,
-        )
-    ),
-    "bcc" / BccField(cs.this.body.data),
-    cs.Terminated,
-)
-
-#: ``STX ( error text ) ETX BCC`` (clause 6.3.11)
-ERROR_MESSAGE_FORMAT: Any = cs.Struct(
-    "stx" / cs.Const(STX),
-    "body"
-    / cs.RawCopy(
-        cs.Struct(
-            "open" / cs.Const(b"("),
-            "text" / _text_up_to(b")", what="error text"),
-            "close" / cs.Const(b")"),
-            "end" / cs.Const(ETX),
-        )
-    ),
-    "bcc" / BccField(cs.this.body.data),
-    cs.Terminated,
-)
-
-ACK_FORMAT: Any = cs.Const(ACK)
-NAK_FORMAT: Any = cs.Const(NAK)
-
-
-def _parse(fmt: Any, data: bytes, what: str, *, verify_bcc: bool = True) -> Any:
     try:
-        return fmt.parse(bytes(data), verify_bcc=verify_bcc)
+        return getattr(_formats(), fmt).parse(bytes(data), verify_bcc=verify_bcc)
     except Me162Error:
         raise
     except cs.ConstructError as e:
@@ -146,9 +48,11 @@ def _parse(fmt: Any, data: bytes, what: str, *, verify_bcc: bool = True) -> Any:
         raise FramingError(f"not a valid {what} ({detail}): {bytes(data)[:40]!r}") from None
 
 
-def _build(fmt: Any, obj: Any, what: str) -> bytes:
+def _build(fmt: str, obj: Any, what: str) -> bytes:
+    import construct as cs
+
     try:
-        return bytes(fmt.build(obj))
+        return bytes(getattr(_formats(), fmt).build(obj))
     except Me162Error:
         raise
     except cs.ConstructError as e:
@@ -188,11 +92,11 @@ class RequestMessage:
 
     def to_bytes(self) -> bytes:
         validate_address(self.address)
-        return _build(REQUEST_FORMAT, {"address": self.address.encode("ascii")}, "request")
+        return _build("REQUEST_FORMAT", {"address": self.address.encode("ascii")}, "request")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RequestMessage:
-        c = _parse(REQUEST_FORMAT, data, "request message")
+        c = _parse("REQUEST_FORMAT", data, "request message")
         return cls(c.address)
 
 
@@ -320,7 +224,7 @@ class Identification:
             "enhanced": [{"w": w} for w in self.enhanced],
             "ident": self.ident.encode("latin-1"),
         }
-        return _build(IDENTIFICATION_FORMAT, obj, "identification")
+        return _build("IDENTIFICATION_FORMAT", obj, "identification")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Identification:
@@ -334,7 +238,7 @@ class Identification:
         if fast is not None:
             return fast
         try:
-            c = _parse(IDENTIFICATION_FORMAT, data, "identification")
+            c = _parse("IDENTIFICATION_FORMAT", data, "identification")
         except FramingError as e:
             raise IdentificationError(str(e)) from None
         return cls(c.manufacturer, c.baud_char, c.ident, tuple(x.w for x in c.enhanced))
@@ -380,11 +284,11 @@ class OptionSelect:
         )
 
     def to_bytes(self) -> bytes:
-        return _build(OPTION_SELECT_FORMAT, {"v": self.v, "z": self.z, "y": self.y}, "option select")
+        return _build("OPTION_SELECT_FORMAT", {"v": self.v, "z": self.z, "y": self.y}, "option select")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> OptionSelect:
-        c = _parse(OPTION_SELECT_FORMAT, data, "option select message")
+        c = _parse("OPTION_SELECT_FORMAT", data, "option select message")
         return cls(c.v, c.z, c.y)
 
 
@@ -394,7 +298,7 @@ def _first_end(data: bytes) -> int:
     return etx if eot < 0 or 0 <= etx < eot else eot
 
 
-def _message_bytes(fmt: Any, body: dict[str, Any], bcc: int | None, what: str) -> bytes:
+def _message_bytes(fmt: str, body: dict[str, Any], bcc: int | None, what: str) -> bytes:
     return _build(fmt, {"body": {"value": body}, "bcc": bcc}, what)
 
 
@@ -413,7 +317,7 @@ class DataMessage:
     def to_bytes(self) -> bytes:
         end = EOT if self.partial else ETX
         return _message_bytes(
-            DATA_MESSAGE_FORMAT, {"block": self.block, "end": end}, self.bcc, "data message"
+            "DATA_MESSAGE_FORMAT", {"block": self.block, "end": end}, self.bcc, "data message"
         )
 
     @property
@@ -434,7 +338,7 @@ class DataMessage:
             if verify_bcc and (bcc & 0x7F) != xor7(data[1 : end + 1]):
                 raise BccError(xor7(data[1 : end + 1]), bcc, end + 1)
             return cls(data[1:end], data[end] == Ctl.EOT, bcc)
-        c = _parse(DATA_MESSAGE_FORMAT, data, "data message", verify_bcc=verify_bcc)
+        c = _parse("DATA_MESSAGE_FORMAT", data, "data message", verify_bcc=verify_bcc)
         return cls(c.body.value.block, c.body.value.end == EOT, c.bcc)
 
 
@@ -447,11 +351,11 @@ class PlainDataMessage:
     def to_bytes(self) -> bytes:
         if not self.block.endswith(b"!" + CRLF):
             raise DataError("a plain data message ends with '!' CR LF")
-        return _build(PLAIN_DATA_MESSAGE_FORMAT, {"block": self.block[:-3]}, "plain data message")
+        return _build("PLAIN_DATA_MESSAGE_FORMAT", {"block": self.block[:-3]}, "plain data message")
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PlainDataMessage:
-        c = _parse(PLAIN_DATA_MESSAGE_FORMAT, data, "plain data message")
+        c = _parse("PLAIN_DATA_MESSAGE_FORMAT", data, "plain data message")
         return cls(c.block + b"!" + CRLF)
 
 
@@ -499,7 +403,7 @@ class Command:
             "data": None if self.data is None else {"dataset": self.data},
             "end": EOT if self.partial else ETX,
         }
-        return _message_bytes(COMMAND_FORMAT, body, self.bcc, "command message")
+        return _message_bytes("COMMAND_FORMAT", body, self.bcc, "command message")
 
     @property
     def bcc_valid(self) -> bool:
@@ -509,7 +413,7 @@ class Command:
 
     @classmethod
     def from_bytes(cls, data: bytes, *, verify_bcc: bool = True) -> Command:
-        c = _parse(COMMAND_FORMAT, data, "command message", verify_bcc=verify_bcc)
+        c = _parse("COMMAND_FORMAT", data, "command message", verify_bcc=verify_bcc)
         v = c.body.value
         return cls(v.command, v.type, None if v.data is None else v.data.dataset, v.end == EOT, c.bcc)
 
@@ -545,11 +449,11 @@ class ErrorMessage:
         if len(self.text) > 32 or any(ch in self.text for ch in "()*/!"):
             raise DataError(f"error text {self.text!r}: max 32 characters, none of ( ) * / !")
         body = {"text": self.text.encode("latin-1"), "end": ETX}
-        return _message_bytes(ERROR_MESSAGE_FORMAT, body, self.bcc, "error message")
+        return _message_bytes("ERROR_MESSAGE_FORMAT", body, self.bcc, "error message")
 
     @classmethod
     def from_bytes(cls, data: bytes, *, verify_bcc: bool = True) -> ErrorMessage:
-        c = _parse(ERROR_MESSAGE_FORMAT, data, "error message", verify_bcc=verify_bcc)
+        c = _parse("ERROR_MESSAGE_FORMAT", data, "error message", verify_bcc=verify_bcc)
         return cls(c.body.value.text, c.bcc)
 
 
@@ -565,13 +469,13 @@ def is_error_text(value: str) -> bool:
 @dataclass(frozen=True)
 class Ack:
     def to_bytes(self) -> bytes:
-        return _build(ACK_FORMAT, None, "ACK")
+        return _build("ACK_FORMAT", None, "ACK")
 
 
 @dataclass(frozen=True)
 class Nak:
     def to_bytes(self) -> bytes:
-        return _build(NAK_FORMAT, None, "NAK")
+        return _build("NAK_FORMAT", None, "NAK")
 
 
 Message = (

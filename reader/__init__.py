@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False  # typing itself costs a start-up 5 to 15 ms
 
 __all__ = ["Failure", "PortError", "ReaderError", "Reading", "Register", "Session", "read"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from me162.reader.api import Reading, Register, Session, read
     from me162.reader.driver import PortError
     from me162.reader.session import Failure, ReaderError

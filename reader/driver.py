@@ -19,7 +19,10 @@ from typing import TextIO
 
 import serial
 
-import me162.simulator  # noqa: F401  (registers the me162:// URL scheme)
+# me162:// opens the built-in virtual meter: pyserial finds its handler in this package when
+# such a URL is opened (the simulator is not imported before that).
+if "me162.simulator" not in serial.protocol_handler_packages:
+    serial.protocol_handler_packages.append("me162.simulator")
 from me162.protocol.capture import CaptureWriter, new_header
 from me162.protocol.errors import Me162Error, ParityError
 from me162.protocol.frames import Command

@@ -139,6 +139,7 @@ def _wrong(res: SessionResult, meter: Any, programming: bool) -> str | None:
 
 def one_session(seed: int, rate: float, programming: bool) -> tuple[str, set[str], str]:
     """Run one faulted session; (outcome, fault kinds that fired, a description)."""
+    from me162.simulator.events import Wire
     from me162.simulator.faults import attach
     from me162.simulator.link import Link
     from me162.simulator.meter import Meter
@@ -163,7 +164,7 @@ def one_session(seed: int, rate: float, programming: bool) -> tuple[str, set[str
     except Exception as e:
         outcome = "traceback"
         what = f"{what}: {type(e).__name__}: {e} | {traceback.format_exc(limit=-2).splitlines()[-3:]}"
-    faults = {e.detail.split(":", 1)[0] for e in link.events if e.kind == "fault"}
+    faults = {e.fault for e in link.events if e.kind is Wire.FAULT}
     return outcome, faults, what
 
 

@@ -28,7 +28,8 @@ from me162.protocol.bcc import xor7
 from me162.protocol.errors import ConfigError
 from me162.protocol.frames import Command, ErrorMessage
 from me162.protocol.line import INITIAL_BAUD, STANDARD_BAUDS, add_parity
-from me162.simulator.link import Link, WireEvent
+from me162.simulator.events import Sent, Wire, WireEvent
+from me162.simulator.link import Link
 from me162.simulator.meter import Meter, Transmit
 
 log = logging.getLogger(__name__)
@@ -316,7 +317,7 @@ class FaultInjector:
     def _record(self, t: float, fault: str, detail: str) -> None:
         text = f"{fault}: {detail}"
         self.log.append(f"t={t:.3f} {text}")
-        self.link.events.append(WireEvent(t, "fault", detail=text))
+        self.link.events.append(WireEvent(t, Wire.FAULT, detail=text, fault=fault))
         log.warning("fault at t=%.3f: %s", t, text)
 
     def _matches(self, f: Fault, tx: Transmit) -> bool:
@@ -424,7 +425,7 @@ class FaultInjector:
             note = "not sent"
         elif action == "answer":
             repl = b"\x15" if p["with"] == "nak" else ErrorMessage("ERROR").to_bytes()
-            result = [replace(tx, data=repl, kind="nak" if p["with"] == "nak" else "error")]
+            result = [replace(tx, data=repl, kind=Sent.NAK if p["with"] == "nak" else Sent.ERROR)]
             note = f"answered {p['with'].upper()} instead"
         elif action == "speed":
             result = [replace(tx, baud=int(p["baud"]))]

@@ -13,29 +13,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from me162.protocol.line import LineSettings
 from me162.simulator.clock import in_force
+from me162.simulator.events import Did, Dir, Wire, WireEvent
 from me162.simulator.meter import MeterLike, Transmit
 from me162.simulator.uart import Frame, Line, Receiver, RxChar
 
 log = logging.getLogger(__name__)
 
-R2M = "r2m"
-M2R = "m2r"
-
-
-@dataclass(frozen=True)
-class WireEvent:
-    """One thing that happened on the link, for logs and captures."""
-
-    t: float
-    kind: str  # "data", "settings", "meter-speed", "meter", "fault", "note"
-    dir: str | None = None
-    data: bytes = b""
-    baud: int | None = None
-    detail: str = ""
+R2M = Dir.R2M
+M2R = Dir.M2R
 
 
 class _Path:
@@ -113,7 +102,7 @@ class Link:
         self.advance(at)
         if settings != self.reader_settings:
             self._reader_history.append((at, settings))
-            self._note(WireEvent(at, "settings", R2M, baud=settings.baud, detail=settings.describe()))
+            self._note(WireEvent(at, Wire.SETTINGS, R2M, baud=settings.baud, detail=settings.describe()))
 
     def reader_set_baud(self, baud: int, at: float) -> None:
         self.reader_configure(self.reader_settings.with_baud(baud), at)
@@ -130,7 +119,7 @@ class Link:
             self.reader_tx_free = max(at, self.reader_tx_free)
         if data:
             start = self.reader_tx_done
-            self._note(WireEvent(start, "data", R2M, bytes(data), self.reader_settings.baud))
+            self._note(WireEvent(start, Wire.DATA, R2M, bytes(data), self.reader_settings.baud))
         self._tx_queue.extend(data)
         self._materialize(at)
         return self.reader_tx_done
@@ -209,7 +198,9 @@ class Link:
         self._collect_meter()
         if self.meter_transmitting(ch.t):
             # Half duplex: the meter's optical receiver is blind while it transmits.
-            self._note(WireEvent(ch.t, "meter", detail=f"ignored: 0x{ch.byte:02X} while transmitting"))
+            self._note(
+                WireEvent(ch.t, Wire.METER, detail=f"0x{ch.byte:02X} while transmitting", did=Did.IGNORED)
+            )
             return
         self.meter.receive(ch.t, ch.byte, ch.error)
         self._collect_meter()
@@ -228,10 +219,13 @@ class Link:
         while self._meter_events_seen < len(events):
             e = events[self._meter_events_seen]
             self._meter_events_seen += 1
-            if e.kind == "fault":  # a fault the meter applies itself (partial blocks)
-                self._note(WireEvent(e.t, "fault", detail=e.detail))
+            if e.kind is Did.FAULT:  # a fault the meter applies itself (partial blocks)
+                name = e.detail.split(":", 1)[0]
+                self._note(WireEvent(e.t, Wire.FAULT, detail=e.detail, fault=name))
             else:
-                self._note(WireEvent(e.t, "meter", detail=f"{e.kind}: {e.detail}".rstrip(": ")))
+                self._note(
+                    WireEvent(e.t, Wire.METER, detail=e.detail, did=e.kind, message=e.message, error=e.error)
+                )
 
     def _intercept(self, tx: Transmit) -> list[Transmit]:
         out = [tx]
@@ -253,7 +247,7 @@ class Link:
             f = Frame(t, b if tx.raw else b & 0x7F, fmt, tx.raw)
             self._m2r.add(f)
             t = f.end
-        self._note(WireEvent(tx.at, "data", M2R, tx.data, tx.baud, tx.kind))
+        self._note(WireEvent(tx.at, Wire.DATA, M2R, tx.data, tx.baud, tx.kind, sent=tx.kind))
 
     def _note(self, event: WireEvent) -> None:
         # Logged once, in time order, by whoever serves the link (Served._flush).

@@ -5,8 +5,10 @@ out (:meth:`Meter.take`): "send these bytes at this baud starting at this time, 
 UART to that speed afterwards".  The meter knows nothing of ptys, sockets or threads; the
 :mod:`me162.simulator.link` engine paces its bytes and garbles them at mismatched speeds.
 
-Every transmission carries a ``kind`` (identification, readout, operand, reply, error, nak,
-ack, break, push) so that a fault layer can change any of them on the way out.
+Every transmission carries a :class:`~me162.simulator.events.Sent` kind (identification,
+readout, operand, reply, error, nak, ack, break, push) so that a fault layer can change any of
+them on the way out; every whole message the meter reads from the reader goes on its record
+(:attr:`~me162.simulator.events.Did.RECEIVED`), with whether a character of it had an error.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from me162.protocol.frames import (
 from me162.protocol.framing import AckRule, Framer, Kind, Message
 from me162.protocol.line import INITIAL_BAUD, MODE_C_BAUDS, T_A_MAX, LineSettings
 from me162.simulator.clock import in_force
+from me162.simulator.events import Did, MeterEvent, Sent
 from me162.simulator.profile import Profile, RegisterSpec
 from me162.simulator.registers import Installation, RegisterModel, TariffSchedule
 
@@ -54,22 +57,13 @@ class Transmit:
     at: float
     data: bytes
     baud: int
-    kind: str
+    kind: Sent
     then_baud: int | None = None
     raw: bool = False  #: deliver the bytes as 8-bit values (a converter passing the parity bit)
 
     @property
     def end(self) -> float:
         return self.at + len(self.data) * LineSettings(self.baud).char_time
-
-
-@dataclass(frozen=True)
-class MeterEvent:
-    """Something the meter did or noticed, for logs, captures and grading."""
-
-    t: float
-    kind: str
-    detail: str = ""
 
 
 #: the longest line the meter listens to: ``/?`` + a 32-character address + ``!`` CR LF
@@ -205,11 +199,13 @@ class Meter:
         out, self.outbox = self.outbox, []
         return out
 
-    def _event(self, kind: str, detail: str = "") -> None:
-        self.events.append(MeterEvent(self.now, kind, detail))
+    def _event(
+        self, kind: Did, detail: str = "", *, message: Message | None = None, error: bool = False
+    ) -> None:
+        self.events.append(MeterEvent(self.now, kind, detail, message, error))
         log.debug("meter %s t=%.3f %s %s", self.profile.name, self.now, kind, detail)
 
-    def _send(self, at: float, data: bytes, baud: int, kind: str, then_baud: int | None = None) -> Transmit:
+    def _send(self, at: float, data: bytes, baud: int, kind: Sent, then_baud: int | None = None) -> Transmit:
         tx = Transmit(at, data, baud, kind, then_baud)
         self.outbox.append(tx)
         self._speeds = [(w, b) for w, b in self._speeds if w < at]
@@ -217,7 +213,7 @@ class Meter:
         if then_baud is not None:
             self._speeds.append((tx.end, then_baud))
         self.busy_until = max(self.busy_until, tx.end)
-        if kind in ("reply", "error", "operand"):
+        if kind in (Sent.REPLY, Sent.ERROR, Sent.OPERAND):
             self._last_reply = tx
         return tx
 
@@ -242,10 +238,10 @@ class Meter:
         or framing error the UART saw."""
         self.advance(t)
         if t < self.busy_until:
-            self._event("ignored", f"0x{byte:02X} while transmitting (half duplex)")
+            self._event(Did.IGNORED, f"0x{byte:02X} while transmitting (half duplex)")
             return
         if self.rx.data and t - self.rx.last > T_A_MAX:
-            self._event("discarded", f"{len(self.rx.data)} byte(s): gap over 1.5 s inside a message")
+            self._event(Did.DISCARDED, f"{len(self.rx.data)} byte(s): gap over 1.5 s inside a message")
             self.rx.clear()
         self.rx.last = t
         if self.profile.mode == "D":
@@ -262,56 +258,61 @@ class Meter:
         rx.feed(byte, error)
         ack = AckRule.OPTION if self.state is State.WAIT_OPTION else AckRule.ALONE
         for msg, bad in rx.messages(ack):
+            self._received(msg, bad)
             if msg.kind is Kind.REQUEST:
                 self._request(msg.data, bad)
             elif self.state is State.WAIT_OPTION and Kind.OPTION_SELECT in (msg.kind, msg.began_as):
                 self._option(msg.data, bad)
 
+    def _received(self, msg: Message, error: bool) -> None:
+        """Put a whole message from the reader on the record, as the meter read it."""
+        self._event(Did.RECEIVED, msg.describe(), message=msg, error=error)
+
     def _request(self, data: bytes, error: bool) -> None:
         address = data[2:-3].decode("latin-1")
         if error:
-            self._event("ignored", f"request with a character error: {data!r}")
+            self._event(Did.IGNORED, f"request with a character error: {data!r}")
             return
         if not re.fullmatch(r"[0-9A-Za-z ]{0,32}", address):
-            self._event("ignored", f"request with an illegal address: {data!r}")
+            self._event(Did.IGNORED, f"request with an illegal address: {data!r}")
             return
         if not addresses_match(address, self.profile.address):
-            self._event("ignored", f"request for address {address!r}, not this meter")
+            self._event(Did.IGNORED, f"request for address {address!r}, not this meter")
             return
         self.sessions += 1
-        self._event("request", address or "(general)")
+        self._event(Did.REQUEST, address or "(general)")
         ident = self.profile.identification.to_bytes()
         at = self.now + self._reaction("identification")
         mode = self.profile.mode
         if mode == "A":
-            tx = self._send(at, ident, INITIAL_BAUD, "identification")
-            self._send(tx.end, self._readout_bytes(), INITIAL_BAUD, "readout", INITIAL_BAUD)
+            tx = self._send(at, ident, INITIAL_BAUD, Sent.IDENTIFICATION)
+            self._send(tx.end, self._readout_bytes(), INITIAL_BAUD, Sent.READOUT, INITIAL_BAUD)
             self.state = State.READOUT
             self.deadline = self.busy_until
         elif mode == "B":
-            tx = self._send(at, ident, INITIAL_BAUD, "identification")
+            tx = self._send(at, ident, INITIAL_BAUD, Sent.IDENTIFICATION)
             baud = self.profile.max_baud
             self._send(
-                tx.end + self._reaction("readout"), self._readout_bytes(), baud, "readout", INITIAL_BAUD
+                tx.end + self._reaction("readout"), self._readout_bytes(), baud, Sent.READOUT, INITIAL_BAUD
             )
             self.state = State.READOUT
             self.deadline = self.busy_until
         else:
-            tx = self._send(at, ident, INITIAL_BAUD, "identification")
+            tx = self._send(at, ident, INITIAL_BAUD, Sent.IDENTIFICATION)
             self.state = State.WAIT_OPTION
             self.deadline = tx.end + self.profile.timings.option_timeout
 
     def _option(self, data: bytes, error: bool) -> None:
         if error:
-            self._event("option-error", f"option select with a character error: {data!r}")
+            self._event(Did.OPTION_ERROR, f"option select with a character error: {data!r}")
             return
         try:
             opt = OptionSelect.from_bytes(data)
         except ProtocolError:
-            self._event("option-error", f"not an option select: {data!r}")
+            self._event(Did.OPTION_ERROR, f"not an option select: {data!r}")
             return
         ident_z = self.profile.identification.baud_char
-        self._event("option", f"V={opt.v} Z={opt.z} Y={opt.y}")
+        self._event(Did.OPTION, f"V={opt.v} Z={opt.z} Y={opt.y}")
         self.deadline = None
         if opt.v != "0" or opt.y not in ("0", "1"):
             self._readout_at(INITIAL_BAUD, "unsupported V/Y: readout at 300 Bd")
@@ -326,9 +327,9 @@ class Meter:
 
     def _readout_at(self, baud: int, why: str) -> None:
         if why:
-            self._event("fallback", why)
+            self._event(Did.FALLBACK, why)
         at = self.now + self._reaction("readout")
-        self._send(at, self._readout_bytes(), baud, "readout", INITIAL_BAUD)
+        self._send(at, self._readout_bytes(), baud, Sent.READOUT, INITIAL_BAUD)
         self.state = State.READOUT
         self.deadline = self.busy_until
 
@@ -339,8 +340,8 @@ class Meter:
         self._spoil_next = False
         self._pending_blocks = []
         operand = Command("P", "0", f"({self.profile.operand})".encode("latin-1")).to_bytes()
-        self._send(self.now + self._reaction("operand"), operand, baud, "operand")
-        self._event("programming", f"at {baud} Bd")
+        self._send(self.now + self._reaction("operand"), operand, baud, Sent.OPERAND)
+        self._event(Did.PROGRAMMING, f"at {baud} Bd")
         self._touch()
 
     def _touch(self) -> None:
@@ -352,19 +353,19 @@ class Meter:
         if self.profile.mode == "D":
             interval = self.profile.push_interval or 1.0
             if self.now >= self.busy_until:
-                self._send(self.now, self._push_bytes(), self.profile.push_baud, "push")
+                self._send(self.now, self._push_bytes(), self.profile.push_baud, Sent.PUSH)
             self.deadline = self.now + interval
         elif self.state is State.WAIT_OPTION:
             if self.profile.quirks.fallback_readout:
                 self._readout_at(INITIAL_BAUD, "no option select within t_t: readout at 300 Bd")
             else:
-                self._event("timeout", "no option select within t_t")
+                self._event(Did.TIMEOUT, "no option select within t_t")
                 self.state = State.IDLE
         elif self.state is State.READOUT:
             self.state = State.IDLE
-            self._event("idle", "readout sent")
+            self._event(Did.IDLE, "readout sent")
         elif self.state is State.PROGRAMMING:
-            self._event("timeout", "programming mode ended by inactivity")
+            self._event(Did.TIMEOUT, "programming mode ended by inactivity")
             self._go_idle()
 
     def reset(self, at: float) -> None:
@@ -376,7 +377,7 @@ class Meter:
         self.busy_until = min(self.busy_until, at)
         self._speeds = [(w, b) for w, b in self._speeds if w < at]
         self._speeds.append((at, self.profile.push_baud if self.profile.mode == "D" else INITIAL_BAUD))
-        self._event("reset", "the meter restarted")
+        self._event(Did.RESET, "the meter restarted")
 
     def _go_idle(self) -> None:
         self.state = State.IDLE
@@ -391,6 +392,7 @@ class Meter:
         rx = self.rx
         rx.feed(byte, error)
         for msg, bad in rx.messages(AckRule.ALONE):
+            self._received(msg, bad)
             if msg.kind is Kind.COMMAND:
                 self._command(msg.data, error=bad)
             elif msg.kind is Kind.ACK and not bad:
@@ -398,10 +400,10 @@ class Meter:
             elif msg.kind is Kind.NAK and not bad:
                 self._nak_received()
             elif msg.began_as is Kind.COMMAND and len(msg.data) > MAX_COMMAND:
-                self._event("nak", f"command longer than {MAX_COMMAND} bytes")
-                self._reply(NAK, "nak")
+                self._event(Did.NAK, f"command longer than {MAX_COMMAND} bytes")
+                self._reply(NAK, Sent.NAK)
             else:
-                self._event("ignored", f"{msg.describe()} outside a command")
+                self._event(Did.IGNORED, f"{msg.describe()} outside a command")
 
     def _ack_received(self) -> None:
         self._touch()
@@ -410,48 +412,48 @@ class Meter:
             return
         if self.profile.quirks.nak_after_stray_ack:
             self._spoil_next = True
-        self._event("stray-ack", "ACK outside a partial-block transfer")
+        self._event(Did.STRAY_ACK, "ACK outside a partial-block transfer")
 
     def _nak_received(self) -> None:
         self._touch()
         last = self._last_reply
         if last is None:
-            self._event("ignored", "NAK with nothing to repeat")
+            self._event(Did.IGNORED, "NAK with nothing to repeat")
             return
-        self._event("repeat", f"NAK: repeating the last {last.kind}")
+        self._event(Did.REPEAT, f"NAK: repeating the last {last.kind}")
         self._send(self.now + self._reaction("reply"), last.data, self.session_baud, last.kind)
 
-    def _reply(self, data: bytes, kind: str = "reply") -> None:
+    def _reply(self, data: bytes, kind: Sent = Sent.REPLY) -> None:
         self._send(self.now + self._reaction("reply"), data, self.session_baud, kind)
 
     def _command(self, data: bytes, error: bool) -> None:
         self._touch()
         if self._spoil_next:
             self._spoil_next = False
-            self._event("nak", "command after a stray ACK (quirk)")
-            self._reply(NAK, "nak")
+            self._event(Did.NAK, "command after a stray ACK (quirk)")
+            self._reply(NAK, Sent.NAK)
             return
         if error:
-            self._event("nak", "parity or framing error in the command")
-            self._reply(NAK, "nak")
+            self._event(Did.NAK, "parity or framing error in the command")
+            self._reply(NAK, Sent.NAK)
             return
         if not bcc_ok(data):
-            self._event("nak", f"BCC error in {data!r}")
-            self._reply(NAK, "nak")
+            self._event(Did.NAK, f"BCC error in {data!r}")
+            self._reply(NAK, Sent.NAK)
             return
         try:
             cmd = Command.from_bytes(data, verify_bcc=False)
         except ProtocolError as e:
-            self._event("nak", f"syntax error: {e}")
-            self._reply(NAK, "nak")
+            self._event(Did.NAK, f"syntax error: {e}")
+            self._reply(NAK, Sent.NAK)
             return
         self._pending_blocks = []
         self.last_command = cmd
-        self._event("command", f"{cmd.name} {cmd.address}".strip())
+        self._event(Did.COMMAND, f"{cmd.name} {cmd.address}".strip())
         if cmd.command == "B":
             if cmd.type == "1":
-                self._reply(ACK, "ack")
-            self._event("break", f"B{cmd.type}: back to 300 Bd")
+                self._reply(ACK, Sent.ACK)
+            self._event(Did.BREAK, f"B{cmd.type}: back to 300 Bd")
             self._go_idle()
         elif cmd.command == "P":
             self._password(cmd)
@@ -462,11 +464,11 @@ class Meter:
         elif cmd.command == "E":
             self._error()
         else:
-            self._event("nak", f"unknown command {cmd.name}")
-            self._reply(NAK, "nak")
+            self._event(Did.NAK, f"unknown command {cmd.name}")
+            self._reply(NAK, Sent.NAK)
 
     def _error(self) -> None:
-        self._reply(ErrorMessage(self.profile.error_text).to_bytes(), "error")
+        self._reply(ErrorMessage(self.profile.error_text).to_bytes(), Sent.ERROR)
 
     def _password(self, cmd: Command) -> None:
         if cmd.type != "1":
@@ -475,10 +477,10 @@ class Meter:
         expected = self.profile.password
         if expected is None or cmd.value == expected:
             self._authorized = True
-            self._reply(ACK, "ack")
+            self._reply(ACK, Sent.ACK)
             return
-        self._event("password", "wrong password: meter sends B0 and ends the session")
-        self._reply(Command.break_().to_bytes(), "break")
+        self._event(Did.PASSWORD, "wrong password: meter sends B0 and ends the session")
+        self._reply(Command.break_().to_bytes(), Sent.BREAK)
         self._go_idle()
 
     def _lookup(self, address: str) -> RegisterSpec | None:
@@ -503,7 +505,7 @@ class Meter:
             return
         spec = self._lookup(cmd.address)
         if spec is None:
-            self._event("error", f"unknown register {cmd.address}")
+            self._event(Did.ERROR, f"unknown register {cmd.address}")
             self._error()
             return
         value = self._written.get(spec.address) or self.value_text(spec)
@@ -514,7 +516,7 @@ class Meter:
         if self.fault_partial_size and len(block) > self.fault_partial_size:
             size = self.fault_partial_size
             self._event(
-                "fault",
+                Did.FAULT,
                 f"partial_blocks: the {cmd.name} {cmd.address} reply split into blocks of {size} bytes",
             )
             self._pending_blocks = [block[i : i + size] for i in range(0, len(block), size)]
@@ -538,11 +540,11 @@ class Meter:
         answer = self.profile.write
         spec = self._lookup(cmd.address)
         if answer == "nak":
-            self._reply(NAK, "nak")
+            self._reply(NAK, Sent.NAK)
         elif answer == "ack" and spec is not None and cmd.type == "1":
             unit = f"*{spec.unit}" if spec.unit else ""
             self._written[spec.address] = f"({cmd.value}{unit})" if "*" not in cmd.value else f"({cmd.value})"
-            self._reply(ACK, "ack")
+            self._reply(ACK, Sent.ACK)
         else:
             self._error()
 

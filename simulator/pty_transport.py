@@ -54,6 +54,7 @@ from typing import Any
 from me162.protocol.errors import ConfigError
 from me162.protocol.line import LineSettings
 from me162.simulator.background import Background
+from me162.simulator.events import Wire
 from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
 
@@ -294,15 +295,15 @@ class PtyMeter(Background):
     def _pull_probe(self, seconds: float) -> None:
         """A fault: the probe is pulled off (the device goes away) and plugged back in."""
         s = self.served
-        s.note("note", f"fault: the probe is pulled off for {seconds} s ({self.device} goes away)")
+        s.note(Wire.NOTE, f"fault: the probe is pulled off for {seconds} s ({self.device} goes away)")
         self._release()
         if self.reader_open:
             self.reader_open = False
-            s.note("close", "the probe was pulled off")
+            s.note(Wire.CLOSE, "the probe was pulled off")
         self._stop.wait(s.clock.real(seconds))
         self.master, self.path, self.link_path, self._handle = open_packet_pty(self.link_path)
         self.state = None
-        s.note("note", f"fault: the probe is back on {self.device}")
+        s.note(Wire.NOTE, f"fault: the probe is back on {self.device}")
 
     def _write(self, data: bytes) -> None:
         """Hand bytes to the reader, doing to them what its input flags would."""
@@ -361,7 +362,7 @@ class PtyMeter(Background):
                 held += more[1:]
             if held:
                 self.served.note(
-                    "order-unknown",
+                    Wire.ORDER_UNKNOWN,
                     f"{len(held)} byte(s) ({bytes(held[:8]).hex(' ')}) were read together with a settings "
                     "change: whether the reader wrote them before or after it is not known",
                 )
@@ -373,7 +374,7 @@ class PtyMeter(Background):
         self.reader_open = True
         self._wrote = False
         self.state = None
-        self.served.note("open", f"reader opened {self.device}")
+        self.served.note(Wire.OPEN, f"reader opened {self.device}")
         self._look("open")
 
     def _closed(self) -> None:
@@ -383,11 +384,11 @@ class PtyMeter(Background):
         self._reset()
         if not self._wrote and self.state is not None:
             self.served.note(
-                "port",
+                Wire.PORT,
                 "reader closed the port without writing: if its tcsetattr failed with EINVAL, glibc "
                 "refused 7E1 settings that changed nothing on the pty (docs/serial-port.md)",
             )
-        self.served.note("close", f"reader closed {self.device}")
+        self.served.note(Wire.CLOSE, f"reader closed {self.device}")
         self.state = None
         self._own_packet = False
         self._rearm_at = None
@@ -424,7 +425,7 @@ class PtyMeter(Background):
                     self._own_packet = False
                 else:  # the reader's tcsetattr kept IGNBRK and changed nothing: glibc fails it
                     self.served.note(
-                        "port",
+                        Wire.PORT,
                         f"reader re-applied its settings unchanged ({state.baud} Bd): on a pty, Debian's and "
                         "Fedora's glibc fail such a 7E1 tcsetattr with EINVAL (see docs/serial-port.md)",
                     )
@@ -468,4 +469,4 @@ class PtyMeter(Background):
         report = "raw mode" if not problems else "not raw: " + "; ".join(problems)
         if not self.port_reports or self.port_reports[-1] != report:
             self.port_reports.append(report)
-            s.note("port", f"reader set {state.baud} Bd, {report}")
+            s.note(Wire.PORT, f"reader set {state.baud} Bd, {report}")

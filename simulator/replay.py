@@ -25,7 +25,8 @@ from me162.protocol.frames import Identification
 from me162.protocol.framing import MAX_BLOCK, MAX_LINE, AckRule, Kind, Message
 from me162.protocol.line import INITIAL_BAUD, LineSettings
 from me162.simulator.clock import in_force
-from me162.simulator.meter import MessageReceiver, MeterEvent, State, Transmit
+from me162.simulator.events import Did, MeterEvent, Sent
+from me162.simulator.meter import MessageReceiver, State, Transmit
 from me162.simulator.profile import Profile
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,7 @@ class ReplayMeter:
         # An ACK the recording has on its own (a partial block's) needs no more bytes to be whole.
         ack = AckRule.ALONE if self._expected() == ACK else AckRule.AUTO
         for msg, bad in self._rx.messages(ack):
+            self._event(Did.RECEIVED, msg.describe(), message=msg, error=bad)
             if msg.kind is not Kind.NOISE:
                 self._message(msg, bad)
 
@@ -149,13 +151,13 @@ class ReplayMeter:
         steps = self.sessions[self.session_index].steps
         return steps[self.step_index].expect if self.step_index < len(steps) else b""
 
-    def _event(self, kind: str, detail: str) -> None:
-        self.events.append(MeterEvent(self.now, kind, detail))
+    def _event(self, kind: Did, detail: str, *, message: Message | None = None, error: bool = False) -> None:
+        self.events.append(MeterEvent(self.now, kind, detail, message, error))
 
     def _mismatch(self, why: str, got: bytes, expected: bytes) -> None:
         detail = f"{why}: got {got[:40]!r}" + (f", the recording has {expected[:40]!r}" if expected else "")
         self.mismatches.append(detail)
-        self._event("mismatch", detail)
+        self._event(Did.MISMATCH, detail)
         log.warning("replay mismatch: %s", detail)
 
     def _message(self, message: Message, error: bool) -> None:
@@ -179,7 +181,7 @@ class ReplayMeter:
                 return
             self.session_index, self.step_index = nxt, 0
         if message.is_break and message.bcc_ok:  # a break ends any session; the meter never answers it
-            self._event("replay", "the reader signed off with B0")
+            self._event(Did.REPLAY, "the reader signed off with B0")
             if self.session_index >= 0:
                 self.step_index = len(self.sessions[self.session_index].steps)
             self._speeds.append((self.now, INITIAL_BAUD))
@@ -209,11 +211,11 @@ class ReplayMeter:
             return
         step = steps[i]
         self.step_index = i + 1
-        self._event("replay", f"session {self.session_index + 1} step {i + 1}: {msg[:20]!r}")
+        self._event(Did.REPLAY, f"session {self.session_index + 1} step {i + 1}: {msg[:20]!r}")
         at = self.now
         for delay, data, baud in step.answers:
             at = max(at + delay, self.busy_until)
-            tx = Transmit(at, data, baud, "replay")
+            tx = Transmit(at, data, baud, Sent.REPLAY)
             self.outbox.append(tx)
             self.busy_until = tx.end
             self._speeds.append((at, baud))

@@ -15,14 +15,15 @@ from pathlib import Path
 from me162.protocol.capture import CaptureWriter, new_header
 from me162.protocol.line import LineSettings
 from me162.simulator.clock import ScaledClock
-from me162.simulator.link import Link, WireEvent
+from me162.simulator.events import Wire, WireEvent
+from me162.simulator.link import Link
 from me162.simulator.meter import Meter, MeterLike
 from me162.simulator.profile import Profile, load_profile
 
 log = logging.getLogger(__name__)
 
 #: notes logged only with --verbose
-QUIET_NOTES = {"order-unknown"}
+QUIET_NOTES = {Wire.ORDER_UNKNOWN}
 
 
 @dataclass
@@ -86,16 +87,18 @@ class Recorder:
         if self.writer is None:
             return
         t = max(0.0, e.t - self.t0)
-        if e.kind == "data":
+        if e.kind is Wire.DATA:
             self.writer.data(
                 t, e.dir or "m2r", e.data, baud=e.baud, **({"kind": e.detail} if e.detail else {})
             )
-        elif e.kind == "settings":
+        elif e.kind is Wire.SETTINGS:
             self.writer.event(t, "settings", side="reader", baud=e.baud or 0, detail=e.detail)
-        elif e.kind in ("open", "close"):
-            self.writer.event(t, e.kind, side="reader", detail=e.detail)
-        elif e.kind == "fault":
-            self.writer.event(t, "fault", name=e.detail.split(":", 1)[0], detail=e.detail)
+        elif e.kind in (Wire.OPEN, Wire.CLOSE):
+            self.writer.event(t, str(e.kind), side="reader", detail=e.detail)
+        elif e.kind is Wire.FAULT:
+            self.writer.event(t, "fault", name=e.fault, detail=e.detail)
+        elif e.kind is Wire.METER:
+            self.writer.note(t, f"meter: {e.did}: {e.detail}")
         else:
             self.writer.note(t, f"{e.kind}: {e.detail}")
 
@@ -172,15 +175,15 @@ class Served:
     def reader_configured(self, settings: LineSettings) -> None:
         self.link.reader_configure(settings, self.now())
 
-    def note(self, kind: str, detail: str) -> None:
+    def note(self, kind: Wire, detail: str) -> None:
         t = self.now()
         self.link.advance(t)
         self._log_events()
-        if kind == "open" and self.recorder is not None:
+        if kind is Wire.OPEN and self.recorder is not None:
             self.recorder.begin(t)
         self.link.events.append(WireEvent(t, kind, detail=detail))
         self._log_events()
-        if kind == "close":
+        if kind is Wire.CLOSE:
             self._flush(float("inf"))
             if self.recorder is not None:
                 self.recorder.end()
@@ -198,9 +201,9 @@ class Served:
         ready = sorted((e for e in self._pending if e.t <= until), key=lambda e: e.t)
         self._pending = [e for e in self._pending if e.t > until]
         for e in ready:
-            if e.kind == "data":
+            if e.kind is Wire.DATA:
                 log.debug("%s %9.3f %s %5s %s", self.name, e.t, e.dir, e.baud, e.data.hex(" "))
-            elif e.kind in ("meter", "settings", "fault"):
+            elif e.kind in (Wire.METER, Wire.SETTINGS, Wire.FAULT):
                 log.debug("%s %9.3f %s %s", self.name, e.t, e.kind, e.detail)
             if self.recorder is not None:
                 self.recorder.write(e)

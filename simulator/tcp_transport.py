@@ -22,6 +22,7 @@ from serial.rfc2217 import PortManager
 
 from me162.protocol.line import LineSettings
 from me162.simulator.background import Background
+from me162.simulator.events import Wire
 from me162.simulator.link import Link
 from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
@@ -147,7 +148,7 @@ class TcpMeter(Background):
                 self.client.close()
             self.client = None
             self.manager = None
-            self.served.note("close", "reader disconnected")
+            self.served.note(Wire.CLOSE, "reader disconnected")
 
     def run(self) -> None:
         s = self.served
@@ -155,7 +156,7 @@ class TcpMeter(Background):
             out = s.due()
             if s.link.line_drops and s.link.line_drops[0][0] <= s.now():
                 _, seconds = s.link.line_drops.pop(0)
-                s.note("note", f"fault: the line drops for {seconds} s (the reader is disconnected)")
+                s.note(Wire.NOTE, f"fault: the line drops for {seconds} s (the reader is disconnected)")
                 self._drop_client()
                 self._stop.wait(s.clock.real(seconds))
                 continue
@@ -181,12 +182,12 @@ class TcpMeter(Background):
     def _accept(self) -> None:
         conn, peer = self.server.accept()
         if self.client is not None:
-            self.served.note("note", f"second connection from {peer} refused: one reader at a time")
+            self.served.note(Wire.NOTE, f"second connection from {peer} refused: one reader at a time")
             conn.close()
             return
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client = conn
-        self.served.note("open", f"reader connected from {peer[0]}:{peer[1]}")
+        self.served.note(Wire.OPEN, f"reader connected from {peer[0]}:{peer[1]}")
         if self.rfc2217:
             port = _PortSettings(self.served)
             self.manager = PortManager(cast(Any, port), cast(Any, _Connection(conn)), logger=None)

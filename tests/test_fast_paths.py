@@ -17,14 +17,7 @@ from hypothesis import strategies as st
 
 from me162.protocol.datablock import parse_block_by_lines, parse_data_block
 from me162.protocol.errors import Me162Error
-from me162.protocol.frames import (
-    DATA_MESSAGE_FORMAT,
-    IDENTIFICATION_FORMAT,
-    DataMessage,
-    Identification,
-    _identification,
-    _parse,
-)
+from me162.protocol.frames import DataMessage, Identification, _identification, _parse
 from me162.protocol.line import add_parity
 from me162.protocol.readout import Readout, _canonical, decode_any, decode_readout
 
@@ -59,7 +52,7 @@ def mutate(data: bytes, draw: Any) -> bytes:
     return data
 
 
-def by_construct(fmt: Any, data: bytes, **kw: Any) -> Any:
+def by_construct(fmt: str, data: bytes, **kw: Any) -> Any:
     try:
         return _parse(fmt, data, "x", **kw)
     except Me162Error as e:
@@ -70,7 +63,7 @@ def by_construct(fmt: Any, data: bytes, **kw: Any) -> Any:
 
 
 def identification_by_construct(data: bytes) -> Identification | None:
-    c = by_construct(IDENTIFICATION_FORMAT, data)
+    c = by_construct("IDENTIFICATION_FORMAT", data)
     if isinstance(c, type):
         return None
     return Identification(c.manufacturer, c.baud_char, c.ident, tuple(x.w for x in c.enhanced))
@@ -113,7 +106,7 @@ def data_message(data: bytes, verify: bool) -> DataMessage | type:
 
 
 def data_message_by_construct(data: bytes, verify: bool) -> DataMessage | type:
-    c = by_construct(DATA_MESSAGE_FORMAT, data, verify_bcc=verify)
+    c = by_construct("DATA_MESSAGE_FORMAT", data, verify_bcc=verify)
     if isinstance(c, type):
         return c
     return DataMessage(c.body.value.block, c.body.value.end == b"\x04", c.bcc)

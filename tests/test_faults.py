@@ -17,6 +17,7 @@ from me162.protocol.capture import read_capture
 from me162.protocol.errors import ConfigError
 from me162.protocol.frames import Command
 from me162.protocol.line import add_parity
+from me162.simulator.events import Did, Sent
 from me162.simulator.faults import ACTIONS, Fault, FaultInjector, Trigger, load_scenario, parse_scenario
 from me162.simulator.meter import Transmit
 from me162.simulator.pty_transport import PtyMeter
@@ -25,7 +26,7 @@ from tests.simhelp import Bench
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "scenarios").glob("*.yaml"))
 READOUT = DataMessage(b"C.1.0(28342193)\r\n1.8.0(0033402.264*kWh)\r\n!\r\n").to_bytes()
-TX = Transmit(1.0, READOUT, 9600, "readout", 300)
+TX = Transmit(1.0, READOUT, 9600, Sent.READOUT, 300)
 
 
 def test_there_are_at_least_25_documented_scenarios_covering_every_action() -> None:
@@ -359,4 +360,4 @@ def test_a_sign_on_during_a_readout_that_never_switched_is_not_heard_and_nothing
     sent = [(e.t, e.t + len(e.data) * 10 / (e.baud or 300)) for e in b.link.events
             if e.kind == "data" and e.dir == "m2r"]  # fmt: skip
     assert all(a_end <= b_start + 1e-9 for (_, a_end), (b_start, _) in itertools.pairwise(sent))
-    assert any("while transmitting" in e.detail for e in b.link.events if e.kind == "meter")
+    assert any(e.did is Did.IGNORED and "while transmitting" in e.detail for e in b.link.events)

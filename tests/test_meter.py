@@ -277,7 +277,8 @@ def test_partial_blocks_with_ack_and_nak() -> None:
     for _ in range(10):
         b.send(b"\x06", gap=0.02)
         b.wait(0.3)
-        raw = bytes(b.link.events[-1].data)  # the block the meter sent in answer to the ACK
+        # the block the meter sent in answer to the ACK
+        raw = next(e.data for e in reversed(b.link.events) if e.kind == "data" and e.dir == "m2r")
         msg = DataMessage.from_bytes(raw)
         blocks.append(msg.block)
         if not msg.partial:

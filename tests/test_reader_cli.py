@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from me162.simulator.events import Did
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
 
@@ -103,20 +104,20 @@ def test_a_signal_in_programming_mode_sends_b0_and_exits_130(sig: signal.Signals
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not any(
-            e.kind == "meter" and e.detail.startswith("command: R1") for e in list(pm.served.link.events)
+            e.did is Did.COMMAND and e.detail.startswith("R1") for e in list(pm.served.link.events)
         ):
             time.sleep(0.05)
         os.kill(p.pid, sig)
         _, err = p.communicate(timeout=30)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not any(
-            "break" in e.detail for e in list(pm.served.link.events) if e.kind == "meter"
+            e.did is Did.BREAK for e in list(pm.served.link.events)
         ):
             time.sleep(0.05)
         events = list(pm.served.link.events)
     assert p.returncode == 130, err
     assert err.strip().splitlines() == [f"me162-read: stopped by {sig.name}"]
-    assert any(e.kind == "meter" and e.detail.startswith("break: B0") for e in events), [
+    assert any(e.did is Did.BREAK and e.detail.startswith("B0") for e in events), [
         (round(e.t, 3), e.kind, e.data, e.detail) for e in events[-12:]
     ]
 

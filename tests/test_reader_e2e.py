@@ -16,6 +16,7 @@ import pytest
 
 from me162.reader.driver import PortOptions, read_once
 from me162.reader.session import Failure, ReaderConfig, ReaderError
+from me162.simulator.events import Did
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
 from me162.simulator.tcp_transport import TcpMeter
@@ -64,11 +65,11 @@ def test_cli_programming_mode_on_a_pty() -> None:
         assert regs["1.8.0"]["value"] == "0033402.264" and regs["0.9.2"]["value"] == "26.06.21"
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline:  # the B0 may still be on the (virtual) wire
-            events = [e.detail for e in pm.served.link.events if e.kind == "meter"]
-            if any(d.startswith("break") for d in events):
+            breaks = [e for e in pm.served.link.events if e.did is Did.BREAK]
+            if breaks:
                 break
             time.sleep(0.02)
-        assert any(d.startswith("break") for d in events)  # the reader signed off with B0
+        assert breaks  # the reader signed off with B0
 
 
 def test_cli_register_error_exit_code_and_table() -> None:

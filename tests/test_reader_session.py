@@ -21,6 +21,7 @@ from me162.reader.session import (
     State,
     Wait,
 )
+from me162.simulator.events import Sent
 from me162.simulator.meter import Transmit
 from tests.simhelp import Bench, drive
 
@@ -112,7 +113,7 @@ def test_nak_is_retried_and_bounded() -> None:
     def nak_first_replies(tx: Transmit) -> list[Transmit]:
         if tx.kind == "reply" and naks["left"] > 0:
             naks["left"] -= 1
-            return [replace(tx, data=b"\x15", kind="nak")]
+            return [replace(tx, data=b"\x15", kind=Sent.NAK)]
         return [tx]
 
     b.link.interceptors.append(nak_first_replies)
@@ -121,7 +122,7 @@ def test_nak_is_retried_and_bounded() -> None:
 
     b = Bench()
     b.link.interceptors.append(
-        lambda tx: [replace(tx, data=b"\x15", kind="nak")] if tx.kind == "reply" else [tx]
+        lambda tx: [replace(tx, data=b"\x15", kind=Sent.NAK)] if tx.kind == "reply" else [tx]
     )
     e = failure(b, ReaderConfig(registers=("1.8.0",), retries=3, session_retries=0))
     assert e.failure is Failure.PROGRAMMING and "after 3 retries" in str(e)
@@ -360,7 +361,7 @@ def test_a_meter_that_never_stops_pushing_does_not_hold_auto_mode_for_ever() -> 
 
 def test_steady_noise_is_bytes_but_no_identification() -> None:
     b = Bench()
-    b.link.interceptors.append(lambda tx: [replace(tx, data=b"\x7f" * 400, kind="noise")])
+    b.link.interceptors.append(lambda tx: [replace(tx, data=b"\x7f" * 400, kind=Sent.NOISE)])
     e = failure(b, ReaderConfig(session_retries=0))
     assert e.failure is Failure.LINE_BUSY
 

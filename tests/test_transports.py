@@ -21,6 +21,7 @@ import me162.simulator  # noqa: F401  (registers me162://)
 from me162.protocol import OptionSelect
 from me162.protocol.frames import Command
 from me162.protocol.line import add_parity, strip_parity
+from me162.simulator.events import Did
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
 from me162.simulator.tcp_transport import TcpMeter
@@ -95,7 +96,7 @@ def test_pty_switching_too_early_gets_garbage(pty_meter: PtyMeter) -> None:
     port.baudrate = 9600
     data = port.read(400)
     assert data and not data.startswith(b"\x02C.1.0")
-    assert any("fallback" in e.detail for e in pty_meter.served.link.events if e.kind == "meter")
+    assert any(e.did is Did.FALLBACK for e in pty_meter.served.link.events)
     port.close()
 
 
