@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from me162.conformance import grading as g
 from me162.conformance.declaration import Declaration
 from me162.conformance.suite import FIXTURES, Applies, Grader, Outcome, Setup, Verdict
+from me162.simulator.events import Did
 
 V = tuple[Verdict, str]
 
@@ -84,7 +85,7 @@ def first_request_at_300(o: Outcome) -> V:
     first = reqs[0]
     if first.baud != 300:
         return Verdict.FAIL, f"the first request went out at {first.baud} Bd, not 300 Bd"
-    if not o.meter_notes("request"):
+    if not o.meter_did(Did.REQUEST):
         return Verdict.FAIL, f"the meter could not read the request {first.data!r} (wrong speed or format)"
     return Verdict.PASS, "signed on at 300 Bd 7E1 with /?...!"
 
@@ -201,7 +202,7 @@ def b0_at_the_end(o: Outcome) -> V:
             Verdict.FAIL,
             "the reader left programming mode without B0: the ME162 stays deaf for up to a minute",
         )
-    if not o.meter_notes("break"):
+    if not o.meter_did(Did.BREAK):
         return Verdict.FAIL, f"B0 sent at {sent[-1].baud} Bd, which the meter could not read"
     return Verdict.PASS, "ended programming mode with B0 at the session speed"
 
@@ -259,7 +260,7 @@ def survives_abandoned_session(o: Outcome) -> V:
 def replay_grade(name: str) -> Grader:
     def grade(o: Outcome) -> V:
         verdict, reason = g.read_correctly(o)
-        mismatches = [e.detail for e in o.events if e.kind == "meter" and e.detail.startswith("mismatch")]
+        mismatches = [e.detail for e in o.meter_did(Did.MISMATCH)]
         if verdict is Verdict.PASS:
             return Verdict.PASS, f"reported the {name} capture's values"
         if mismatches:

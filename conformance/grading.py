@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from me162.conformance.suite import CLOCK_VALUE, Outcome, Run, Verdict
-from me162.simulator.link import WireEvent
+from me162.simulator.events import WireEvent
 
 V = tuple[Verdict, str]
 EPS = 1e-6

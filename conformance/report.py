@@ -14,7 +14,7 @@ from me162.conformance.cases import Case
 from me162.conformance.declaration import Declaration
 from me162.conformance.suite import Outcome, Result, Verdict
 from me162.simulator.capture_tools import describe
-from me162.simulator.link import WireEvent
+from me162.simulator.events import WireEvent
 
 COLOURS = {
     300: "#7aa6da",

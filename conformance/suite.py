@@ -21,7 +21,7 @@ from typing import Any
 
 from me162.conformance.declaration import Declaration
 from me162.protocol.frames import Identification
-from me162.simulator.link import WireEvent
+from me162.simulator.events import Did, Wire, WireEvent
 from me162.simulator.meter import Meter
 from me162.simulator.profile import load_profile
 from me162.simulator.pty_transport import PtyMeter
@@ -106,8 +106,9 @@ class Outcome:
     def data(self, direction: str) -> list[WireEvent]:
         return sorted((e for e in self.events if e.kind == "data" and e.dir == direction), key=lambda e: e.t)
 
-    def meter_notes(self, prefix: str) -> list[WireEvent]:
-        return [e for e in self.events if e.kind == "meter" and e.detail.startswith(prefix)]
+    def meter_did(self, did: Did) -> list[WireEvent]:
+        """What the meter did of this kind, in time order."""
+        return [e for e in self.events if e.kind is Wire.METER and e.did is did]
 
     def faults(self) -> list[WireEvent]:
         return [e for e in self.events if e.kind == "fault"]
