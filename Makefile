@@ -35,7 +35,7 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy $(PACKAGES)
-	$(BIN)/mypy tests bench tools conformance/adapters
+	$(BIN)/mypy tests bench tools conformance/readers
 
 # The real parts the tests start (never mocked, never skipped): a C compiler and Node.js with the
 # serialport package for the serial-port matrix, Mosquitto for the MQTT publisher.  Installed

@@ -18,10 +18,10 @@ import sys
 import time
 from pathlib import Path
 
-from me162.conformance.cases import Case, catalogue
+from me162.conformance.cases import GROUPS, Case, catalogue
 from me162.conformance.declaration import load_declaration
 from me162.conformance.report import write_bundle
-from me162.conformance.run import GROUPS, run_suite, select
+from me162.conformance.run import run_suite, select
 from me162.conformance.suite import Result, Verdict
 from me162.protocol.errors import Me162Error
 from me162.protocol.version import __version__
@@ -35,7 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
         "3 nothing could be judged (the reader cannot start, a dependency is missing)",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--reader", type=Path, help="the reader's declaration (TOML); see docs/conformance.md")
+    p.add_argument(
+        "--reader",
+        help="the reader's declaration: a TOML file, or the name of one shipped with me162 (--list-readers)",
+    )
     p.add_argument("--group", action="append", help=f"run only this group (repeatable): {', '.join(GROUPS)}")
     p.add_argument("--case", action="append", help="run only this case (repeatable), e.g. FRAME-01")
     p.add_argument("--speed", type=float, default=20.0, help="time scale (default 20; 1 = real time)")
@@ -43,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bundle", type=Path, help="write the results bundle (reports, JUnit, captures, hashes) here"
     )
-    p.add_argument("--list", action="store_true", help="list the cases and exit")
+    p.add_argument("--list", action="store_true", help="list the cases with their purpose and exit")
+    p.add_argument(
+        "--list-readers", action="store_true", help="list the shipped reader declarations and exit"
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -65,8 +71,17 @@ def _main(argv: list[str] | None) -> int:
         level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s", stream=sys.stderr
     )
     if args.list:
-        for c in catalogue():
-            print(f"{c.id:11} {c.title} — {c.purpose}")
+        cases = catalogue()
+        width = max(len(c.id) for c in cases)
+        for c in cases:
+            print(f"{c.id:{width}}  {c.title}: {c.purpose}")
+        return 0
+    if args.list_readers:
+        from me162.conformance.declaration import shipped
+
+        for name, path in shipped().items():
+            decl = load_declaration(path)
+            print(f"{name:16} {decl.name}  ({path})")
         return 0
     if args.reader is None:
         print("me162-check: --reader DECLARATION is required (see docs/conformance.md)", file=sys.stderr)
@@ -86,8 +101,10 @@ def _main(argv: list[str] | None) -> int:
     )
     start = time.monotonic()
 
+    width = max((len(c.id) for c in cases), default=11)
+
     def show(case: Case, r: Result) -> None:
-        print(f"{r.case_id:11} {r.verdict.value:14} {r.reason}", flush=True)
+        print(f"{r.case_id:{width}} {r.verdict.value:14} {r.reason}", flush=True)
 
     results = run_suite(decl, cases, speed=args.speed, seed=args.seed, bundle=args.bundle, progress=show)
     elapsed = time.monotonic() - start

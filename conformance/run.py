@@ -9,14 +9,13 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from me162.conformance.cases import Case, catalogue
+from me162.conformance.cases import GROUPS, RENAMED, Case, catalogue
 from me162.conformance.declaration import Declaration
 from me162.conformance.grading import ran
 from me162.conformance.suite import Result, Verdict, cannot_start, could_not_start, execute
 from me162.protocol.errors import ConfigError, Me162Error
 
 log = logging.getLogger(__name__)
-GROUPS = ("LINE", "FRAME", "SESSION", "PROG", "DATA", "ROBUST", "REPLAY")
 
 
 def select(
@@ -29,11 +28,19 @@ def select(
             raise ConfigError(f"unknown group(s) {', '.join(sorted(unknown))}; groups: {', '.join(GROUPS)}")
         chosen = [c for c in chosen if c.group in {gr.upper() for gr in groups}]
     if ids:
-        known = {c.id for c in chosen}
-        missing = [i for i in ids if i.upper() not in known]
-        if missing:
-            raise ConfigError(f"no case {', '.join(missing)} (see docs/conformance.md or --list)")
-        chosen = [c for c in chosen if c.id in {i.upper() for i in ids}]
+        known = {c.id.upper(): c.id for c in chosen}
+        wanted = []
+        for i in ids:
+            if i.upper() in RENAMED:
+                raise ConfigError(
+                    f"case {i} is now called {RENAMED[i.upper()]} (REPLAY cases are named after their captures)"
+                )
+            if i.upper() not in known:
+                close = [k for k in known if i.upper() in k][:3]
+                hint = f"; did you mean {', '.join(close)}?" if close else "; me162-check --list shows them"
+                raise ConfigError(f"no case {i}{hint}")
+            wanted.append(known[i.upper()])
+        chosen = [c for c in chosen if c.id in set(wanted)]
     return chosen
 
 
@@ -42,7 +49,8 @@ def prepare(decl: Declaration) -> str | None:
     failed, or None."""
     if not decl.prepare:
         return None
-    argv = [a.format(here=decl.here) for a in decl.prepare]
+    argv = decl.prepare_argv()
+    decl.cache.mkdir(parents=True, exist_ok=True)
     try:
         p = subprocess.run(
             argv, capture_output=True, text=True, timeout=300, check=False, stdin=subprocess.DEVNULL
@@ -72,7 +80,7 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
         elif stuck is not None:  # a hang or a flood fails whatever the case looks at
             verdict, reason = stuck
         else:
-            verdict, reason = case.grade(outcome)
+            verdict, reason = case.judge(outcome)
     except (Me162Error, OSError) as e:
         return Result(
             case.id, Verdict.INCONCLUSIVE, f"the suite could not run this case: {e}", time.monotonic() - start

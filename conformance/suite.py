@@ -12,27 +12,28 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from me162 import fixtures
 from me162.conformance.declaration import Declaration
 from me162.protocol.frames import Identification
-from me162.simulator.events import Did, Wire, WireEvent
-from me162.simulator.meter import Meter
+from me162.simulator.events import WireEvent
+from me162.simulator.meter import Meter, MeterLike
 from me162.simulator.profile import load_profile
 from me162.simulator.pty_transport import PtyMeter
+from me162.simulator.record import WireRecord
+from me162.simulator.replay import ReplayMeter
 from me162.simulator.session import MeterOptions
 from me162.simulator.tcp_transport import TcpMeter
 
 log = logging.getLogger(__name__)
 
-HERE = Path(__file__).resolve().parent
-FIXTURES = HERE.parent / "fixtures"
 CLOCK = datetime(2026, 6, 21, 12, 0, 0)
+MIN_REAL_WINDOW = 0.010  #: seconds of real time the tightest window of a case gets at least
 OUTPUT_LIMIT = 1024 * 1024  #: a reader printing more than this is flooding
 CLOCK_VALUE = "<the meter clock>"  #: expected value of a time or date register (it moves)
 
@@ -51,10 +52,10 @@ class Setup:
     profile: str = "me162"
     ident: str | None = None  #: another identification for the profile
     address: str | None = None  #: the meter's device address (the reader is given it)
-    scenarios: tuple[str, ...] = ()  #: scenario names in fixtures/scenarios or conformance/scenarios
+    scenarios: tuple[str, ...] = ()  #: built-in scenario names (me162.fixtures.scenarios())
     chaos: tuple[int, float] | None = None
     transport: str = "pty"
-    replay: str | None = None  #: a capture in fixtures/captures to replay instead of a profile
+    replay: str | None = None  #: a built-in capture to replay instead of a profile
     registers: tuple[str, ...] = ()  #: programming mode: read these
     password: str | None = None
     runs: int = 1  #: run the reader this many times in a row against the same meter
@@ -87,8 +88,9 @@ class Run:
 
 
 @dataclass
-class Outcome:
-    """Everything grading looks at."""
+class Outcome(WireRecord):
+    """Everything grading looks at: the runs of the reader, and the line's record (the
+    queries of :class:`~me162.simulator.record.WireRecord`)."""
 
     runs: list[Run]
     events: list[WireEvent]
@@ -98,20 +100,11 @@ class Outcome:
     expected_readout: dict[str, str] = field(default_factory=dict)
     expected_registers: dict[str, str] = field(default_factory=dict)
     capture_paths: list[Path] = field(default_factory=list)
+    speed: float = 1.0  #: the time scale the case ran at
 
     @property
     def run(self) -> Run:
         return self.runs[-1]
-
-    def data(self, direction: str) -> list[WireEvent]:
-        return sorted((e for e in self.events if e.kind == "data" and e.dir == direction), key=lambda e: e.t)
-
-    def meter_did(self, did: Did) -> list[WireEvent]:
-        """What the meter did of this kind, in time order."""
-        return [e for e in self.events if e.kind is Wire.METER and e.did is did]
-
-    def faults(self) -> list[WireEvent]:
-        return [e for e in self.events if e.kind == "fault"]
 
     def reported_readout(self, run: Run | None = None) -> dict[str, str] | None:
         doc = (run or self.run).json
@@ -144,38 +137,24 @@ class Result:
     outcome: Outcome | None = None
 
 
-def resolve_scenario(name: str) -> Path:
-    for folder in (HERE / "scenarios", FIXTURES / "scenarios"):
-        p = folder / f"{name}.yaml"
-        if p.exists():
-            return p
-    raise FileNotFoundError(f"no scenario called {name}")
-
-
-def resolve_profile(name: str) -> str:
-    p = HERE / "profiles" / f"{name}.yaml"
-    return str(p) if p.exists() else name
-
-
 def build_meter(setup: Setup, seed: int) -> Meter | None:
     if setup.replay is not None:
         return None
-    profile = load_profile(resolve_profile(setup.profile))
+    profile = load_profile(setup.profile)
     if setup.ident is not None:
         profile = replace(profile, identification=Identification.from_line(setup.ident))
     if setup.address is not None:
         profile = replace(profile, address=setup.address)
     meter = Meter(profile, seed=seed, clock_start=CLOCK, moving=False)
     if setup.abandon_session:
-        meter._enter_programming(profile.max_baud)  # a reader left it in programming mode
-        meter.outbox.clear()
+        meter.abandon_session()  # a reader left it in programming mode
     return meter
 
 
 def expected_values(setup: Setup, seed: int) -> tuple[dict[str, str], dict[str, str]]:
     """What a correct reader reports: the meter's readout and registers (frozen registers)."""
     if setup.replay is not None:
-        doc = json.loads((FIXTURES / "captures" / f"{setup.replay}.expected.json").read_text())
+        doc = json.loads(fixtures.expected(setup.replay).read_text())
         return dict(doc["data_sets"]), dict(doc.get("registers", {}))
     meter = build_meter(replace(setup, abandon_session=False), seed)
     assert meter is not None
@@ -188,7 +167,7 @@ def expected_values(setup: Setup, seed: int) -> tuple[dict[str, str], dict[str, 
             readout[addr] = CLOCK_VALUE  # the meter's clock moves: any value will do
     regs = {}
     for reg in setup.registers:
-        found = meter._lookup(reg)
+        found = meter.lookup(reg)
         if found is not None and found.source not in ("time", "date"):
             regs[reg] = meter.value_text(found)[1:-1]
     return readout, regs
@@ -280,10 +259,21 @@ def run_command(argv: list[str], timeout: float) -> Run:
     )
 
 
+def case_speed(meter: MeterLike, speed: float) -> float:
+    """The time scale a case runs at: ``speed``, but never so fast that the meter's tightest
+    window (from an option select to the answer at the new speed) is shorter than
+    :data:`MIN_REAL_WINDOW` of real time.  At 20x a 20 ms window would be 1 ms of real time, and
+    the verdict would depend on how busy the machine is rather than on the reader."""
+    return min(speed, max(1.0, meter.tightest_window / MIN_REAL_WINDOW))
+
+
 def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record: Path | None) -> Outcome:
     """Serve the meter, run the reader (``setup.runs`` times), and collect everything."""
-    meter_speed = speed if decl.scales_time else 1.0
-    scenarios = [resolve_scenario(s) for s in setup.scenarios]
+    scenarios = [fixtures.scenario(s) for s in setup.scenarios]
+    meter: MeterLike | None = build_meter(setup, seed)
+    if meter is None:
+        meter = ReplayMeter.from_file(fixtures.capture(str(setup.replay)))
+    meter_speed = case_speed(meter, speed) if decl.scales_time else 1.0
     options = MeterOptions(
         speed=meter_speed,
         seed=seed,
@@ -292,10 +282,9 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
         record=record,
         scenarios=scenarios,
         chaos=setup.chaos,
-        replay=FIXTURES / "captures" / f"{setup.replay}.capture.jsonl" if setup.replay else None,
+        replay=fixtures.capture(setup.replay) if setup.replay else None,
         parity_bit=setup.transport == "tcp-parity",
     )
-    meter = build_meter(setup, seed)
     server: PtyMeter | TcpMeter
     if setup.transport == "pty":
         server = PtyMeter(options, meter=meter)
@@ -313,12 +302,18 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
                 registers=list(setup.registers) or None,
                 password=setup.password,
                 address=setup.address or "",
+                software_parity=setup.transport == "tcp-parity",
             )
             runs.append(run_command(argv, decl.timeout))
             time.sleep(0.3 / meter_speed + 0.02)  # let the last bytes reach the meter
         served = server.served
         served.link.advance(served.now())
     readout, regs = expected_values(setup, seed)
+    if isinstance(served.meter, Meter):  # what the meter itself sent is the truth, clock included
+        for reg in setup.registers:
+            sent = served.meter.last_answer(reg)
+            if sent is not None:
+                regs[reg] = sent
     return Outcome(
         runs=runs,
         events=list(served.link.events),
@@ -328,8 +323,5 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
         expected_readout=readout,
         expected_registers=regs,
         capture_paths=list(served.recorder.paths) if served.recorder else [],
+        speed=meter_speed,
     )
-
-
-Grader = Callable[[Outcome], tuple[Verdict, str]]
-Applies = Callable[[Declaration], str | None]

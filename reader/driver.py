@@ -26,7 +26,7 @@ if "me162.simulator" not in serial.protocol_handler_packages:
 from me162.protocol.capture import CaptureWriter, new_header
 from me162.protocol.errors import Me162Error, ParityError
 from me162.protocol.frames import Command
-from me162.protocol.line import T_R_MAX, add_parity, check_and_strip_parity
+from me162.protocol.line import T_R_MAX, add_parity, check_and_strip_parity, even_parity_bit
 from me162.reader.session import (
     Event,
     ReaderConfig,
@@ -201,8 +201,10 @@ class Driver:
             try:
                 raw = check_and_strip_parity(raw)
             except ParityError as e:
-                log.warning("%s; byte kept without its parity bit", e)
-                raw = bytes(b & 0x7F for b in raw)
+                # As a Linux tty with INPCK delivers it: a character with a parity error reads as
+                # NUL, so the message it is in fails its BCC and is asked for again.
+                log.info("%s; read as NUL", e)
+                raw = bytes(0 if (b >> 7) != even_parity_bit(b) else b & 0x7F for b in raw)
         return bytes(raw)
 
 

@@ -578,6 +578,7 @@ class ReaderSession:
         # Do not ACK the P0: the ME162 NAKs the next command when the reader does.
         closed = False
         try:
+            yield from self._check_operand(operand)
             if cfg.password is not None:
                 self.state = State.PASSWORD
                 yield from self._exchange(
@@ -597,6 +598,12 @@ class ReaderSession:
                 yield from self._until_sent()
         self.state = State.DONE
         return res
+
+    def _check_operand(self, operand: Message) -> Gen:
+        """A P0 with a wrong BCC is asked for again (NAK): an operand is not taken on trust."""
+        if not operand.bcc_ok:
+            self.result.notes.append("P0: BCC error; NAK")
+            yield from self._exchange(NAK, what="the P0 again", answer=_p0_answer, repeat=NAK)
 
     def _read_register(self, reg: str) -> Gen:
         cfg = self.config
@@ -650,8 +657,7 @@ class ReaderSession:
                             f"the meter ended the session (B0) after {what}",
                         )
                     problem = verdict
-                    # A message with a bad BCC: ask for the same answer again (it is ours).
-                    send = (repeat or NAK) if verdict.startswith("BCC") else data
+                    send = self._after_bcc_error(data, repeat) if verdict.startswith("BCC") else data
                 else:
                     if copies > 1 or (repeat is not None and attempt):
                         stray = yield from self._quiet(cfg.stray_answer_window, cfg.quiet_limit)
@@ -664,6 +670,11 @@ class ReaderSession:
             if attempt > cfg.retries:
                 raise ReaderError(Failure.PROGRAMMING, f"{what}: {problem} after {cfg.retries} retries")
             yield from self._pause(0.2 * attempt)
+
+    def _after_bcc_error(self, data: bytes, repeat: bytes | None) -> bytes:
+        """What to send after an answer with a bad BCC: NAK (or ``repeat``), which asks for the
+        same answer again; the answer is ours, so the command is not sent a second time."""
+        return repeat or NAK
 
 
 class Overflow(ProtocolError):
@@ -706,6 +717,15 @@ def _data_answer(reply: Message) -> DataMessage | str:
         return "BCC error"
     except ProtocolError:
         return f"unexpected answer {reply.data[:20]!r}"
+
+
+def _p0_answer(reply: Message) -> Message | str:
+    """The P0 asked for again: the meter's operand with a good BCC."""
+    if reply.name == "P0":
+        return reply if reply.bcc_ok else "BCC error"
+    if _ended(reply):
+        return "ended"
+    return f"unexpected answer {reply.data[:20]!r}"
 
 
 def _p1_answer(reply: Message) -> bytes | str:

@@ -121,7 +121,7 @@ def _wrong(res: SessionResult, meter: Any, programming: bool) -> str | None:
         for reg, v in res.registers.items():
             if v["error"] is not None:
                 continue
-            spec = meter._lookup(reg)
+            spec = meter.lookup(reg)
             if spec is None or v["raw"] not in sent[spec.address]:
                 return f"{reg} reported {v['raw']!r}; the meter sent {sorted(sent.get(reg, ()))}"
         missing = [r for r in REGISTERS if r not in res.registers]

@@ -50,6 +50,7 @@ ACTIONS: dict[str, set[str]] = {
     "speed": {"baud"},
     "late_switch": {"bytes"},
     "parity_bit": set(),
+    "parity_error": {"at"},
     "partial_blocks": {"size"},
     "drop_line": {"seconds"},
     "reset": {"keep"},
@@ -435,6 +436,10 @@ class FaultInjector:
             first = replace(tx, data=data[:k], baud=INITIAL_BAUD, then_baud=None)
             result = [first, replace(tx, at=first.end, data=data[k:])]
             note = f"first {k} byte(s) still at 300 Bd, the rest at {tx.baud} Bd"
+        elif action == "parity_error":
+            at = min(int(p.get("at", len(data) // 2)), len(data) - 1)
+            result = [replace(tx, bad_parity=tx.bad_parity | {at})]
+            note = f"byte {at} (0x{data[at]:02X}) sent with the wrong parity bit, its BCC still right"
         elif action == "parity_bit":
             result = [replace(tx, data=add_parity(data), raw=True)]
             note = "sent with the even-parity bit in bit 7 (8-bit bytes)"

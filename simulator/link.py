@@ -243,8 +243,11 @@ class Link:
         if tx.data:
             self._meter_tx = [(a, b) for a, b in self._meter_tx if b > self.now - 5.0]
             self._meter_tx.append((t, t + len(tx.data) * fmt.char_time))
-        for b in tx.data:
-            f = Frame(t, b if tx.raw else b & 0x7F, fmt, tx.raw)
+        for i, b in enumerate(tx.data):
+            if tx.raw:  # the parity travels in bit 7: a wrong one is a wrong bit 7
+                f = Frame(t, b ^ (0x80 if i in tx.bad_parity else 0), fmt, True)
+            else:
+                f = Frame(t, b & 0x7F, fmt, False, i in tx.bad_parity)
             self._m2r.add(f)
             t = f.end
         self._note(WireEvent(tx.at, Wire.DATA, M2R, tx.data, tx.baud, tx.kind, sent=tx.kind))

@@ -60,6 +60,7 @@ class Transmit:
     kind: Sent
     then_baud: int | None = None
     raw: bool = False  #: deliver the bytes as 8-bit values (a converter passing the parity bit)
+    bad_parity: frozenset[int] = frozenset()  #: positions of characters sent with a wrong parity bit
 
     @property
     def end(self) -> float:
@@ -119,6 +120,8 @@ class MeterLike(Protocol):
     now: float
     events: list[MeterEvent]
 
+    @property
+    def tightest_window(self) -> float: ...
     def uart_baud(self, t: float) -> int: ...
     def next_deadline(self) -> float | None: ...
     def advance(self, t: float) -> None: ...
@@ -191,6 +194,15 @@ class Meter:
     def uart_baud(self, t: float) -> int:
         """The speed the meter's UART is set to at time ``t``."""
         return in_force(self._speeds, t)
+
+    @property
+    def tightest_window(self) -> float:
+        """The shortest time, in protocol seconds, a reader has to act in: from the end of its
+        option select to the first answer at the new speed (the readout or the P0), by which
+        the reader must have switched.  A transport running the meter faster than real time
+        keeps this at a few milliseconds of real time at least (see the conformance suite)."""
+        t = self.profile.timings
+        return min(t.readout[0], t.operand[0])
 
     def next_deadline(self) -> float | None:
         return self.deadline
@@ -344,6 +356,21 @@ class Meter:
         self._event(Did.PROGRAMMING, f"at {baud} Bd")
         self._touch()
 
+    def abandon_session(self) -> None:
+        """Be in a programming session a reader left without B0 (deaf to sign-ons until it ends):
+        what the meter is in after such a reader, for cases and tests that start there."""
+        self._enter_programming(self.profile.max_baud)
+        self.outbox.clear()
+
+    def last_answer(self, address: str) -> str | None:
+        """The value text (without parentheses) of the last R1 answer for ``address``, as the
+        meter sent it (before any fault), or None."""
+        spec = self.lookup(address)
+        for _, reg, value in reversed(self.answers):
+            if spec is not None and reg == spec.address:
+                return value[1:-1]
+        return None
+
     def _touch(self) -> None:
         self.deadline = self.busy_until + self.profile.timings.inactivity_timeout
         if not self.profile.quirks.deaf_without_b0:
@@ -483,7 +510,8 @@ class Meter:
         self._reply(Command.break_().to_bytes(), Sent.BREAK)
         self._go_idle()
 
-    def _lookup(self, address: str) -> RegisterSpec | None:
+    def lookup(self, address: str) -> RegisterSpec | None:
+        """The register R1 of ``address`` reads: the same address, or the same OBIS quantity."""
         regs = self.profile.registers
         if address in regs and address in self.profile.readable:
             return regs[address]
@@ -503,7 +531,7 @@ class Meter:
         if cmd.type not in ("1", "3"):
             self._error()
             return
-        spec = self._lookup(cmd.address)
+        spec = self.lookup(cmd.address)
         if spec is None:
             self._event(Did.ERROR, f"unknown register {cmd.address}")
             self._error()
@@ -538,7 +566,7 @@ class Meter:
             self._error()
             return
         answer = self.profile.write
-        spec = self._lookup(cmd.address)
+        spec = self.lookup(cmd.address)
         if answer == "nak":
             self._reply(NAK, Sent.NAK)
         elif answer == "ack" and spec is not None and cmd.type == "1":

@@ -117,6 +117,18 @@ class ReplayMeter:
     def uart_baud(self, t: float) -> int:
         return in_force(self._speeds, t)
 
+    @property
+    def tightest_window(self) -> float:
+        """The shortest recorded pause before an answer at another speed than the reader's
+        message, which the reader must switch within (see Meter.tightest_window)."""
+        delays = [
+            step.answers[0][0]
+            for s in self.sessions
+            for step in s.steps
+            if step.answers and step.answers[0][2] != step.baud
+        ]
+        return min(delays, default=1.0)
+
     def next_deadline(self) -> float | None:
         return None
 

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 from me162.protocol.line import LineSettings
 
 
-def frame_bits(byte: int, fmt: LineSettings) -> tuple[int, ...]:
+def frame_bits(byte: int, fmt: LineSettings, *, bad_parity: bool = False) -> tuple[int, ...]:
     data = [(byte >> i) & 1 for i in range(fmt.bits)]
     parity: list[int] = []
     if fmt.parity == "E":
-        parity = [sum(data) & 1]
+        parity = [(sum(data) & 1) ^ bad_parity]
     elif fmt.parity == "O":
-        parity = [1 - (sum(data) & 1)]
+        parity = [1 - (sum(data) & 1) ^ bad_parity]
     return (0, *data, *parity, *([1] * fmt.stop))
 
 
@@ -42,10 +42,11 @@ class Frame:
     byte: int
     fmt: LineSettings
     raw: bool = False  #: the receiver's port passes all 8 bits (see Transmit.raw)
+    bad_parity: bool = False  #: sent with the wrong parity bit (a fault)
 
     @property
     def bits(self) -> tuple[int, ...]:
-        return frame_bits(self.byte, self.fmt)
+        return frame_bits(self.byte, self.fmt, bad_parity=self.bad_parity)
 
     @property
     def end(self) -> float:
@@ -186,7 +187,8 @@ class Receiver:
             if frame is not None and (
                 frame.fmt == rx or (frame.raw and frame.fmt.bits_per_char == rx.bits_per_char)
             ):
-                return RxChar(frame.end, frame.byte, False, False), stop_sample
+                parity_error = frame.bad_parity and rx.parity != "N"
+                return RxChar(frame.end, frame.byte, False, parity_error), stop_sample
             if line.level(edge + 0.5 * dt) != 0:  # a glitch shorter than half a bit
                 armed = edge
                 continue

@@ -4,14 +4,16 @@ not break the suite."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from me162.conformance.cases import catalogue
+from me162.conformance.cases import GROUPS, catalogue
 from me162.conformance.declaration import load_declaration
+from me162.conformance.grading import GRADERS
 from me162.conformance.report import write_bundle
 from me162.conformance.run import run_suite, select
 from me162.conformance.suite import Verdict
@@ -38,13 +40,16 @@ def declaration(tmp_path: Path, name: str, command: list[str], *, timeout: float
     return path
 
 
-def test_at_least_60_cases_in_the_seven_groups_each_documented() -> None:
+def test_the_catalogue_is_data_in_seven_groups_every_case_named_graded_and_documented() -> None:
     cases = catalogue()
-    assert len(cases) >= 60
-    assert {c.group for c in cases} == {"LINE", "FRAME", "SESSION", "PROG", "DATA", "ROBUST", "REPLAY"}
+    assert len(cases) >= 90
+    assert [c.group for c in cases] == sorted((c.group for c in cases), key=GROUPS.index)
+    assert {c.group for c in cases} == set(GROUPS)
     assert len({c.id for c in cases}) == len(cases)
     for c in cases:
         assert c.purpose and c.reference and c.title
+        assert c.grade in GRADERS, f"{c.id}: no grader {c.grade!r}"
+        c.applies(load_declaration(REFERENCE))  # every need is one the suite knows
     doc = (ROOT / "docs" / "conformance.md").read_text()
     for c in cases:
         assert f"| {c.id} |" in doc, f"{c.id} is not in docs/conformance.md"
@@ -54,7 +59,7 @@ def test_the_reference_reader_passes_every_applicable_case_of_each_group(tmp_pat
     decl = load_declaration(REFERENCE)
     # one or two cases of every group here; the whole suite runs in bench/bench_conformance.py
     ids = ["LINE-02", "LINE-05", "FRAME-01", "FRAME-09", "SESSION-01", "SESSION-12", "PROG-02", "PROG-05", "DATA-12",
-           "ROBUST-01", "ROBUST-07", "REPLAY-01", "REPLAY-02"]  # fmt: skip
+           "ROBUST-01", "ROBUST-07", "REPLAY-ME162_1", "REPLAY-ME162_1-R1"]  # fmt: skip
     results = run_suite(decl, select(catalogue(), ids=ids), speed=20, bundle=tmp_path / "bundle")
     bad = [(r.case_id, r.verdict.value, r.reason) for r in results if r.verdict is not Verdict.PASS]
     assert not bad
@@ -69,38 +74,8 @@ def test_the_reference_reader_passes_every_applicable_case_of_each_group(tmp_pat
     assert "report.html" in sums and "captures/FRAME-01/" in sums
 
 
-@pytest.mark.parametrize(
-    ("fault", "case_id", "registers"),
-    [
-        ("accept-bad-bcc", "FRAME-01", False),
-        ("accept-bad-bcc", "FRAME-03", False),
-        ("switch-early", "LINE-02", False),
-        ("no-b0", "PROG-02", True),
-        ("retry-forever", "ROBUST-01", False),
-        ("misparse-ident", "SESSION-01", False),
-        ("ack-at-new-speed", "LINE-04", False),
-        ("no-retry", "PROG-03", True),
-        ("wrong-values", "DATA-01", False),
-        ("wrong-values", "REPLAY-01", False),
-        ("take-late-answer", "ROBUST-12", True),
-        ("unbounded-wait", "ROBUST-13", False),
-        ("parse-any-answer", "ROBUST-14", True),
-        ("retry-at-once", "ROBUST-16", False),
-    ],
-)
-def test_a_broken_reader_fails_the_case_meant_to_catch_it(
-    tmp_path: Path, fault: str, case_id: str, registers: bool
-) -> None:
-    cmd = [sys.executable, str(BROKEN), "{port}", "{speed}", "--fault", fault]
-    path = declaration(
-        tmp_path, f"broken-{fault}", cmd, timeout=20, registers_command=[*cmd, "--registers", "{registers}"]
-    )
-    (result,) = run_suite(load_declaration(path), select(catalogue(), ids=[case_id]), speed=20)
-    assert result.verdict is Verdict.FAIL, (result.verdict, result.reason)
-
-
 def test_the_broken_reader_passes_what_it_does_right(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(BROKEN), "{port}", "{speed}", "--fault", "no-b0"]
+    cmd = [sys.executable, str(BROKEN), "{port}", "{speed}", "--fault", "no-b0"]  # no B0: not in a readout
     path = declaration(tmp_path, "broken-no-b0", cmd, registers_command=[*cmd, "--registers", "{registers}"])
     (result,) = run_suite(load_declaration(path), select(catalogue(), ids=["DATA-01"]), speed=20)
     assert result.verdict is Verdict.PASS, result.reason
@@ -178,18 +153,23 @@ def test_me162_check_cli_and_exit_codes(tmp_path: Path) -> None:
     import subprocess
 
     p = subprocess.run(
-        [sys.executable, "-m", "me162.conformance.cli", "--reader", str(REFERENCE), "--case", "DATA-01", "--case", "LINE-09"],
+        [sys.executable, "-m", "me162.conformance.cli", "--reader", str(REFERENCE), "--case", "DATA-01", "--case", "ROBUST-15"],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "DATA-01     PASS" in p.stdout and "LINE-09     NOT-APPLICABLE" in p.stdout
+    verdicts = {
+        line.split()[0]: line.split()[1]
+        for line in p.stdout.splitlines()
+        if line.strip() and "-" in line.split()[0]
+    }
+    assert verdicts == {"DATA-01": "PASS", "ROBUST-15": "NOT-APPLICABLE"}, p.stdout
     cmd = [sys.executable, str(BROKEN), "{port}", "{speed}", "--fault", "accept-bad-bcc"]
     bad = declaration(tmp_path, "broken", cmd, programming=False)
     p = subprocess.run(
         [sys.executable, "-m", "me162.conformance.cli", "--reader", str(bad), "--case", "FRAME-01", "--bundle", str(tmp_path / "b")],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
-    assert p.returncode == 1 and "FRAME-01    FAIL" in p.stdout
+    assert p.returncode == 1 and re.search(r"^FRAME-01 +FAIL", p.stdout, re.M)
     html = (tmp_path / "b" / "report.html").read_text()
     assert "<svg" in html and "accepted a readout" in html
     p = subprocess.run([sys.executable, "-m", "me162.conformance.cli", "--reader", str(REFERENCE), "--case", "NOPE-1"],
@@ -201,11 +181,11 @@ def test_pytest_plugin_runs_the_suite(tmp_path: Path) -> None:
     import subprocess
 
     (tmp_path / "test_nothing.py").write_text(
-        "def test_own(me162_meter):\n    assert me162_meter.path.startswith('/dev/pts/')\n"
+        "def test_own(me162_meter):\n    assert me162_meter.port.startswith('/dev/pts/')\n"
     )
     p = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--me162-reader={REFERENCE}", "--me162-case=DATA-01",
-         "--me162-case=LINE-09", f"--me162-bundle={tmp_path / 'b'}", str(tmp_path)],
+         "--me162-case=ROBUST-15", f"--me162-bundle={tmp_path / 'b'}", str(tmp_path)],
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert p.returncode == 0, p.stdout[-2000:]
@@ -213,12 +193,8 @@ def test_pytest_plugin_runs_the_suite(tmp_path: Path) -> None:
     assert (tmp_path / "b" / "junit.xml").is_file()
 
 
-ADAPTERS = ROOT / "conformance" / "adapters"
-
-
-@pytest.mark.skipif(__import__("shutil").which("cc") is None, reason="no C compiler on this machine")
 def test_a_reader_in_c_is_graded(tmp_path: Path) -> None:
-    decl = load_declaration(ADAPTERS / "c" / "c-reader.toml")
+    decl = load_declaration("c-reader")
     results = {
         r.case_id: r
         for r in run_suite(decl, select(catalogue(), ids=["DATA-01", "FRAME-01", "PROG-01"]), speed=20)
@@ -229,8 +205,7 @@ def test_a_reader_in_c_is_graded(tmp_path: Path) -> None:
 
 
 def test_pwitabs_client_is_graded_through_its_adapter() -> None:
-    pytest.importorskip("iec62056_21")
-    decl = load_declaration(ADAPTERS / "pwitab.toml")
+    decl = load_declaration("pwitab")
     assert not decl.scales_time  # it runs against real-time meters
     (result,) = run_suite(decl, select(catalogue(), ids=["LINE-03"]), speed=20)
     # it sleeps 0.5 s after the ACK and re-opens the port: the meter is already answering
@@ -244,14 +219,6 @@ def test_a_verdict_on_bytes_read_together_with_a_switch_says_the_order_is_unknow
     path = declaration(tmp_path, "broken-switch-early", cmd, programming=False)
     (result,) = run_suite(load_declaration(path), select(catalogue(), ids=["LINE-04"]), speed=20)
     assert result.verdict is Verdict.PASS or "which came first is not known" in result.reason, result.reason
-
-
-def test_a_reader_that_crashes_on_a_spoiled_push_fails_robust_15(tmp_path: Path) -> None:
-    cmd = [sys.executable, str(BROKEN), "{port}", "{speed}", "--fault", "trust-push", "--mode", "D",
-           "--push-baud", "9600"]  # fmt: skip
-    path = declaration(tmp_path, "broken-trust-push", cmd, programming=False, modes='["D"]')
-    (result,) = run_suite(load_declaration(path), select(catalogue(), ids=["ROBUST-15"]), speed=20)
-    assert result.verdict is Verdict.FAIL and "traceback" in result.reason, result.reason
 
 
 def me162_check(*args: str) -> subprocess.CompletedProcess[str]:

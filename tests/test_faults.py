@@ -292,8 +292,13 @@ def clean() -> tuple[bytes, list[float]]:
         return client_session(pm.path, lat), lat
 
 
+#: what a plain 7E1 client on a pty cannot see: a mode D meter's fault (another profile), and a
+#: wrong parity bit (the pty has no parity; an 8N1 link shows it, LINE-14)
+NOT_ON_A_PTY = {"corrupt-push", "parity-error-in-readout"}
+
+
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", [p for p in SCENARIOS if p.stem not in NOT_ON_A_PTY], ids=lambda p: p.stem)
 def test_a_pyserial_client_on_a_pty_sees_each_fault(
     path: Path, clean: tuple[bytes, list[float]], tmp_path: Path
 ) -> None:

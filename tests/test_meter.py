@@ -13,7 +13,6 @@ from me162.protocol.line import LineSettings
 from tests.simhelp import Bench
 
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
-DATA = Path(__file__).resolve().parent / "data"
 IDENT = b"/ISK5ME162-0033\r\n"
 
 
@@ -298,12 +297,12 @@ def test_mode_d_pushes_without_being_asked() -> None:
 
 
 def test_modes_a_and_b_from_profile_files() -> None:
-    a = Bench(str(DATA / "mode_a.yaml"))
+    a = Bench("mode_a")
     a.send(b"/?!\r\n")
     data = a.read_until(b"\x03", extra=1)
     r = decode_readout(data)
     assert r.identification is not None and r.identification.mode == "A" and r.bcc_valid
-    b = Bench(str(DATA / "mode_b.yaml"))
+    b = Bench("mode_b")
     assert b.sign_on() == b"/LUGCUH50\r\n"
     b.baud(2400)
     msg = DataMessage.from_bytes(b.read_until(b"\x03", extra=1))

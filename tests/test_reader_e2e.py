@@ -24,7 +24,6 @@ from me162.simulator.tcp_transport import TcpMeter
 pytestmark = pytest.mark.timeout(90)
 
 SPEED = 20.0
-DATA = Path(__file__).resolve().parent / "data"
 CLOCK = datetime(2026, 6, 21, 12)
 
 
@@ -96,8 +95,8 @@ def test_rfc2217_mode_c_and_programming() -> None:
 @pytest.mark.parametrize(
     ("profile", "config", "mode"),
     [
-        (str(DATA / "mode_a.yaml"), ReaderConfig(), "A"),
-        (str(DATA / "mode_b.yaml"), ReaderConfig(), "B"),
+        ("mode_a", ReaderConfig(), "A"),
+        ("mode_b", ReaderConfig(), "B"),
         ("mt174", ReaderConfig(), "C"),
         ("ebz_dd3", ReaderConfig(mode="D", push_baud=9600), "D"),
     ],

@@ -25,8 +25,6 @@ from me162.simulator.events import Sent
 from me162.simulator.meter import Transmit
 from tests.simhelp import Bench, drive
 
-DATA = Path(__file__).resolve().parent / "data"
-
 
 def read(bench: Bench, config: ReaderConfig | None = None) -> SessionResult:
     result = drive(ReaderSession(config or ReaderConfig()), bench.link)
@@ -210,9 +208,9 @@ def test_mode_e_meter_is_diagnosed_and_read_in_mode_c(tmp_path: Path) -> None:
 
 
 def test_modes_a_b_and_d() -> None:
-    res = read(Bench(str(DATA / "mode_a.yaml")))
+    res = read(Bench("mode_a"))
     assert res.mode == "A" and res.readout is not None and res.readout.data.find("1.8.0") is not None
-    b = Bench(str(DATA / "mode_b.yaml"))
+    b = Bench("mode_b")
     res = read(b)
     assert res.mode == "B" and res.speeds == [300, 2400] and res.readout is not None
     b = Bench("ebz_dd3")
@@ -224,7 +222,7 @@ def test_break_first_ends_a_session_left_open() -> None:
     b = Bench()
     read(b, ReaderConfig(registers=("1.8.0",)))
     # a reader that died in programming mode: sign on, enter programming, leave without B0
-    b.meter._enter_programming(9600)  # the meter is in programming mode at 9600 Bd
+    b.meter.abandon_session()  # the meter is in programming mode at 9600 Bd
     b.meter.outbox.clear()  # (without the P0 it would have sent then)
     e = failure(b, ReaderConfig(session_retries=0))
     assert e.failure is Failure.NO_IDENTIFICATION  # deaf
@@ -377,7 +375,7 @@ def test_after_a_lost_identification_the_retry_waits_out_the_300_bd_fallback_rea
 
 def test_every_repeat_is_counted_in_retries() -> None:
     b = Bench()
-    b.meter._enter_programming(9600)  # deaf until B0: the first attempt gets no identification
+    b.meter.abandon_session()  # deaf until B0: the first attempt gets no identification
     b.meter.outbox.clear()
     res = read(b)
     assert res.readout is not None and res.retries == 1
@@ -388,7 +386,7 @@ def test_the_session_never_changes_the_config_it_is_given() -> None:
     config = ReaderConfig()
     before = replace(config)
     b = Bench()
-    b.meter._enter_programming(9600)
+    b.meter.abandon_session()
     b.meter.outbox.clear()
     read(b, config)
     assert config == before

@@ -1,5 +1,6 @@
-"""Maintainer tool: regenerate the case list in docs/conformance.md and the scenario list in
-docs/scenarios.md from the code and fixtures (tests check that the docs list every one).
+"""Maintainer tool: regenerate the case table in docs/conformance.md and the scenario table in
+docs/scenarios.md from the catalogue and the fixtures, and publish new case ids in
+conformance/case-ids.json (tests check all three are current; a published id is never changed).
 
     python tools/gen_docs.py
 """
@@ -9,7 +10,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from me162.conformance.cases import catalogue
+from me162 import fixtures
+from me162.conformance.cases import catalogue, markdown_table, publish, registry_problems
 from me162.simulator.faults import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,21 +27,27 @@ def replace_between(path: Path, start: str, end: str, body: str) -> None:
     path.write_text(new)
 
 
-def cell(text: str) -> str:
-    return text.replace("|", "/").replace("\n", " ")
+def scenario_table() -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "/").replace("\n", " ")
+
+    rows = ["| scenario | purpose | faults | reference |", "|---|---|---|---|"]
+    for name, path in fixtures.scenarios().items():
+        s = load_scenario(path)
+        rows.append(
+            f"| `{name}` | {cell(s.purpose)} | {cell('; '.join(f.describe() for f in s.faults))} | {cell(s.reference)} |"
+        )
+    return "\n".join(rows)
 
 
 def main() -> None:
-    rows = ["| case | title | purpose | reference |", "|---|---|---|---|"]
-    rows += [f"| {c.id} | {cell(c.title)} | {cell(c.purpose)} | {cell(c.reference)} |" for c in catalogue()]
-    replace_between(ROOT / "docs" / "conformance.md", START, END, "\n".join(rows))
-    srows = ["| scenario | purpose | faults | reference |", "|---|---|---|---|"]
-    for p in sorted((ROOT / "fixtures" / "scenarios").glob("*.yaml")):
-        s = load_scenario(p)
-        srows.append(
-            f"| `{s.name}` | {cell(s.purpose)} | {cell('; '.join(f.describe() for f in s.faults))} | {cell(s.reference)} |"
-        )
-    replace_between(ROOT / "docs" / "scenarios.md", SSTART, SEND, "\n".join(srows))
+    cases = catalogue()
+    changed = [p for p in registry_problems(cases) if "changed meaning" in p or "is gone" in p]
+    if changed:
+        raise SystemExit("gen_docs: " + "; ".join(changed))
+    publish(cases)
+    replace_between(ROOT / "docs" / "conformance.md", START, END, markdown_table(cases))
+    replace_between(ROOT / "docs" / "scenarios.md", SSTART, SEND, scenario_table())
 
 
 if __name__ == "__main__":
