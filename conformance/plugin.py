@@ -20,6 +20,7 @@ sent, when the reader switched speed).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,6 +134,8 @@ class DeclarationFile(pytest.File):
         failed = prepare(decl)
         if failed:
             raise pytest.UsageError(f"me162: {failed}")
+        if not self.config.pluginmanager.has_plugin("me162-bundle"):  # a declaration given as a path
+            self.config.pluginmanager.register(_Bundle(self.config, self.path), "me162-bundle")
         for case in cases:
             yield ConformanceItem.from_parent(self, name=case.id, case=case, decl=decl)
 
@@ -247,9 +250,15 @@ class VirtualMeter:
     @property
     def record(self) -> WireRecord:
         """What happened on the line so far: ``record.received()``, ``record.sent()``,
-        ``record.reader_speeds()``, ``record.commands("R1")``, ``record.ended_with_b0()``..."""
+        ``record.reader_speeds()``, ``record.commands("R1")``, ``record.ended_with_b0()``...
+
+        When a reader still holds the port, this waits (up to 2 s) for it to let go, so that
+        the last bytes it wrote (its B0) are on the record."""
         from me162.simulator.record import WireRecord
 
+        deadline = time.monotonic() + 2.0
+        while self.server.reader_open and time.monotonic() < deadline:
+            time.sleep(0.01)
         served = self.server.served
         served.link.advance(served.now())
         snapshot = WireRecord()

@@ -75,11 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenario",
-        type=Path,
         action="append",
         default=[],
-        metavar="FILE",
-        help="apply a fault scenario (repeatable)",
+        metavar="NAME|FILE",
+        help="apply a fault scenario: a built-in one by name (--list-scenarios) or a file (repeatable)",
     )
     p.add_argument(
         "--chaos", type=int, metavar="SEED", help="random faults from the catalogue, reproducible from SEED"
@@ -88,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=float, default=0.1, help="with --chaos: the chance a transmission is hit (default 0.1)"
     )
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
+    p.add_argument(
+        "--list-scenarios", action="store_true", help="list the built-in fault scenarios with their purpose and exit"
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log the wire traffic with timestamps")
     return p
 
@@ -222,6 +224,13 @@ def _main(argv: list[str]) -> int:
         format="%(asctime)s %(message)s",
         stream=sys.stderr,
     )
+    if args.list_scenarios:
+        from me162 import fixtures
+        from me162.simulator.faults import load_scenario
+
+        for name, path in fixtures.scenarios().items():
+            print(f"{name:36} {load_scenario(path).purpose}")
+        return 0
     if args.list_profiles:
         for name in builtin_profiles():
             prof = load_profile(name)
@@ -234,8 +243,10 @@ def _main(argv: list[str]) -> int:
         clock = datetime.fromisoformat(args.clock) if args.clock else None
         if not 0.0 <= args.rate <= 1.0:
             raise ValueError("--rate must lie between 0 and 1")
+        from me162 import fixtures
         from me162.simulator.faults import load_scenario
 
+        args.scenario = [fixtures.scenario(s) for s in args.scenario]
         for path in args.scenario:
             load_scenario(path)  # nothing starts with a half-understood scenario
         chaos = (args.chaos, args.rate) if args.chaos is not None else None

@@ -134,6 +134,11 @@ class TcpMeter(Background):
         self.thread_name = f"me162-tcp-{self.port}"
 
     @property
+    def reader_open(self) -> bool:
+        """Whether a reader is connected."""
+        return self.client is not None
+
+    @property
     def url(self) -> str:
         return f"{'rfc2217' if self.rfc2217 else 'socket'}://127.0.0.1:{self.port}"
 
