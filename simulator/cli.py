@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
     p.add_argument(
-        "--list-scenarios", action="store_true", help="list the built-in fault scenarios with their purpose and exit"
+        "--list-scenarios",
+        action="store_true",
+        help="list the built-in fault scenarios with their purpose and exit",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log the wire traffic with timestamps")
     return p

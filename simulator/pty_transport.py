@@ -55,6 +55,7 @@ from me162.protocol.errors import ConfigError
 from me162.protocol.line import LineSettings
 from me162.simulator.background import Background
 from me162.simulator.events import Wire
+from me162.simulator.lateness import Lateness
 from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
 
@@ -226,6 +227,7 @@ class PtyMeter(Background):
         self._own_packet = False  #: a settings-change packet of the simulator's own is due
         self._wrote = False  #: the reader has written something since it opened the port
         self._rearm_at: float | None = None  #: when to set EXTPROC and IGNBRK again (monotonic)
+        self._looked_at = 0.0  #: virtual time of the last look at the pty that found nothing new
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
 
@@ -254,6 +256,14 @@ class PtyMeter(Background):
         s = self.served
         poller = select.poll()
         poller.register(self.master, select.POLLIN)
+        self._lateness = Lateness()
+        try:
+            self._loop(poller)
+        finally:
+            self._lateness.close()
+
+    def _loop(self, poller: select.poll) -> None:
+        s = self.served
         while not self._stop.is_set():
             if self.reader_open:
                 self._look("poll")
@@ -271,10 +281,14 @@ class PtyMeter(Background):
                 wait = min(wait, OPEN_POLL)
             if self._rearm_at is not None:
                 wait = max(0.0, min(wait, self._rearm_at - time.monotonic()))
+            self._looked_at = s.now()
+            self._lateness.mark()
             try:
                 events = poller.poll(wait * 1000)
             except (OSError, ValueError):
                 return
+            if events:  # what the reader did while this thread waited for a CPU happened earlier
+                s.woke(self._looked_at, self._lateness.since_mark())
             flags = events[0][1] if events else 0
             if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
                 # Nobody holds the slave: the reader closed the port (or never opened it).
@@ -291,6 +305,7 @@ class PtyMeter(Background):
                 if not self.reader_open:
                     self._opened()
                 self._take_pending()
+            s.done()
 
     def _pull_probe(self, seconds: float) -> None:
         """A fault: the probe is pulled off (the device goes away) and plugged back in."""

@@ -143,6 +143,7 @@ class Served:
         self.name = f"{profile.name}#{index}"
         self._logged = 0
         self._pending: list[WireEvent] = []
+        self.observed_at: float | None = None  #: when what a transport is taking happened
         self.recorder = Recorder(options.record, self) if options.record is not None else None
 
     def attach_faults(self) -> None:
@@ -170,10 +171,25 @@ class Served:
         return max(0.0, min(self.MAX_SLEEP, self.clock.real(nxt - self.now())))
 
     def reader_wrote(self, data: bytes, at: float | None = None) -> None:
-        self.link.reader_write(data, self.now() if at is None else at)
+        self.link.reader_write(data, self._when(at))
 
-    def reader_configured(self, settings: LineSettings) -> None:
-        self.link.reader_configure(settings, self.now())
+    def reader_configured(self, settings: LineSettings, at: float | None = None) -> None:
+        self.link.reader_configure(settings, self._when(at))
+
+    def _when(self, at: float | None) -> float:
+        if at is not None:
+            return at
+        return self.observed_at if self.observed_at is not None else self.now()
+
+    def woke(self, looked_at: float, late: float) -> None:
+        """A transport woke up and is about to take what the reader did: that happened ``late``
+        real seconds ago (its thread's wait for a CPU, :mod:`me162.simulator.lateness`), but not
+        before ``looked_at`` (its last look found nothing) nor before what the link has processed.
+        Until :meth:`done`, what the reader wrote or set is dated then."""
+        self.observed_at = max(looked_at, self.link.now, self.now() - late * self.clock.speed)
+
+    def done(self) -> None:
+        self.observed_at = None
 
     def note(self, kind: Wire, detail: str) -> None:
         t = self.now()

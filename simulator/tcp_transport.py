@@ -23,6 +23,7 @@ from serial.rfc2217 import PortManager
 from me162.protocol.line import LineSettings
 from me162.simulator.background import Background
 from me162.simulator.events import Wire
+from me162.simulator.lateness import Lateness
 from me162.simulator.link import Link
 from me162.simulator.meter import MeterLike
 from me162.simulator.session import MeterOptions, Served
@@ -156,6 +157,13 @@ class TcpMeter(Background):
             self.served.note(Wire.CLOSE, "reader disconnected")
 
     def run(self) -> None:
+        self._lateness = Lateness()
+        try:
+            self._loop()
+        finally:
+            self._lateness.close()
+
+    def _loop(self) -> None:
         s = self.served
         while not self._stop.is_set():
             out = s.due()
@@ -174,15 +182,20 @@ class TcpMeter(Background):
                 except OSError:
                     self._drop_client()
             socks: list[socket.socket] = [self.server] + ([self.client] if self.client else [])
+            looked_at = s.now()
+            self._lateness.mark()
             try:
                 readable, _, _ = select.select(socks, [], [], s.wake_in())
             except (OSError, ValueError):
                 return
+            if readable:  # what the reader did while this thread waited for a CPU happened earlier
+                s.woke(looked_at, self._lateness.since_mark())
             for sock in readable:
                 if sock is self.server:
                     self._accept()
                 else:
                     self._receive()
+            s.done()
 
     def _accept(self) -> None:
         conn, peer = self.server.accept()
