@@ -253,7 +253,6 @@ class PtyMeter(Background):
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        s = self.served
         poller = select.poll()
         poller.register(self.master, select.POLLIN)
         self._lateness = Lateness()
