@@ -233,9 +233,13 @@ class ReaderSession:
 
     def _send(self, data: bytes) -> Gen:
         start = max(self.now, self.tx_done)
-        self.tx_done = start + len(data) * LineSettings(self.baud).char_time
+        duration = len(data) * LineSettings(self.baud).char_time
+        self.tx_done = start + duration
         log.debug("send %s at %d Bd", data.hex(" "), self.baud)
         event = yield Send(data)
+        # The bytes went out when the driver wrote them, which may be later than planned (a busy
+        # machine): a switch timed from the plan would cut the end of the ACK off.
+        self.tx_done = max(self.tx_done, event.now + duration)
         self._absorb(event)
 
     def _switch(self, baud: int, extra: float = 0.0) -> Gen:

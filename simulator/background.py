@@ -14,6 +14,7 @@ class Background:
     def __init__(self) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.ready = threading.Event()  #: set by the loop once it is serving
 
     def run(self) -> None:  # pragma: no cover - every subclass has its own
         raise NotImplementedError
@@ -22,9 +23,17 @@ class Background:
         """Release what the loop used; called once the loop has ended."""
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self.run, name=self.thread_name, daemon=True)
+        """Start the loop and return once it serves (a reader may open the port at once)."""
+        self._thread = threading.Thread(target=self._serve, name=self.thread_name, daemon=True)
         self._thread.start()
+        self.ready.wait(5.0)
         return self
+
+    def _serve(self) -> None:
+        try:
+            self.run()
+        finally:
+            self.ready.set()  # a loop that ended at once does not keep start() waiting
 
     def stop(self) -> None:
         self._stop.set()

@@ -249,9 +249,8 @@ class Meter:
         """One character arrived complete (its stop bit) at ``t``; ``error`` marks a parity
         or framing error the UART saw."""
         self.advance(t)
-        if t < self.busy_until:
-            self._event(Did.IGNORED, f"0x{byte:02X} while transmitting (half duplex)")
-            return
+        # (Half duplex is the link's business: it knows what went out on the line, faults
+        # included, and hands the meter nothing it sends while transmitting.)
         if self.rx.data and t - self.rx.last > T_A_MAX:
             self._event(Did.DISCARDED, f"{len(self.rx.data)} byte(s): gap over 1.5 s inside a message")
             self.rx.clear()

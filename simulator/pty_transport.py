@@ -256,6 +256,7 @@ class PtyMeter(Background):
         poller = select.poll()
         poller.register(self.master, select.POLLIN)
         self._lateness = Lateness()
+        self._looked_at = self.served.now()
         try:
             self._loop(poller)
         finally:
@@ -263,6 +264,7 @@ class PtyMeter(Background):
 
     def _loop(self, poller: select.poll) -> None:
         s = self.served
+        self.ready.set()
         while not self._stop.is_set():
             if self.reader_open:
                 self._look("poll")
@@ -280,8 +282,6 @@ class PtyMeter(Background):
                 wait = min(wait, OPEN_POLL)
             if self._rearm_at is not None:
                 wait = max(0.0, min(wait, self._rearm_at - time.monotonic()))
-            self._looked_at = s.now()
-            self._lateness.mark()
             try:
                 events = poller.poll(wait * 1000)
             except (OSError, ValueError):
@@ -305,6 +305,8 @@ class PtyMeter(Background):
                     self._opened()
                 self._take_pending()
             s.done()
+            self._looked_at = s.now()  # everything the reader did so far is taken
+            self._lateness.mark()
 
     def _pull_probe(self, seconds: float) -> None:
         """A fault: the probe is pulled off (the device goes away) and plugged back in."""

@@ -165,6 +165,8 @@ class TcpMeter(Background):
 
     def _loop(self) -> None:
         s = self.served
+        looked_at = s.now()
+        self.ready.set()
         while not self._stop.is_set():
             out = s.due()
             if s.link.line_drops and s.link.line_drops[0][0] <= s.now():
@@ -182,13 +184,11 @@ class TcpMeter(Background):
                 except OSError:
                     self._drop_client()
             socks: list[socket.socket] = [self.server] + ([self.client] if self.client else [])
-            looked_at = s.now()
-            self._lateness.mark()
             try:
                 readable, _, _ = select.select(socks, [], [], s.wake_in())
             except (OSError, ValueError):
                 return
-            if readable:  # what the reader did while this thread waited for a CPU happened earlier
+            if readable:  # what the reader did while this thread ran or waited happened earlier
                 s.woke(looked_at, self._lateness.since_mark())
             for sock in readable:
                 if sock is self.server:
@@ -196,6 +196,8 @@ class TcpMeter(Background):
                 else:
                     self._receive()
             s.done()
+            looked_at = s.now()  # everything the reader did so far is taken
+            self._lateness.mark()
 
     def _accept(self) -> None:
         conn, peer = self.server.accept()

@@ -78,3 +78,17 @@ def test_the_replay_group_gives_the_same_verdicts_with_cpu_burners_beside_it() -
         loaded = verdicts("REPLAY")
     assert loaded == quiet
     assert set(quiet.values()) <= {"PASS", "NOT-APPLICABLE"}
+
+
+def test_cases_run_at_once_give_the_verdicts_of_cases_run_one_by_one_even_on_a_busy_machine() -> None:
+    decl = load_declaration("me162-read")
+    cases = select(catalogue(), groups=["LINE", "PROG"])
+
+    def verdicts_with(jobs: int) -> dict[str, str]:
+        return {r.case_id: r.verdict.value for r in run_suite(decl, cases, speed=20, jobs=jobs)}
+
+    one_by_one = verdicts_with(1)
+    assert verdicts_with(4) == one_by_one
+    with burners(2):
+        assert verdicts_with(4) == one_by_one
+    assert set(one_by_one.values()) <= {"PASS", "NOT-APPLICABLE"}

@@ -47,7 +47,9 @@ async function main() {
   const ident = await until((b) => (b.indexOf("\r\n") >= 0 ? b.indexOf("\r\n") + 2 : -1), 2.5);
   if (ident[0] !== 0x2f) throw new Error(`no identification: ${ident}`);
   await nap(0.25);
-  port.write(Buffer.from("\x06050\r\n", "latin1"));
+  // The write's callback: the ACK is in the kernel's hands, so the switch below cannot
+  // overtake it (node-serialport runs writes and updates on separate worker threads).
+  await new Promise((resolve, reject) => port.write(Buffer.from("\x06050\r\n", "latin1"), (err) => (err ? reject(err) : resolve())));
   if (!early) await nap((6 * 10) / 300 + 0.03); // the ACK's wire time, then 30 ms
   await new Promise((resolve, reject) => port.update({ baudRate: 9600 }, (err) => (err ? reject(err) : resolve())));
   const msg = await until((b) => {
