@@ -21,7 +21,7 @@ from pathlib import Path
 from me162.conformance.cases import GROUPS, Case, catalogue
 from me162.conformance.declaration import load_declaration
 from me162.conformance.report import write_bundle
-from me162.conformance.run import run_suite, select
+from me162.conformance.run import auto_jobs, run_suite, select
 from me162.conformance.suite import Result, Verdict
 from me162.protocol.errors import Me162Error
 from me162.protocol.version import __version__
@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", action="append", help="run only this case (repeatable), e.g. FRAME-01")
     p.add_argument("--speed", type=float, default=20.0, help="time scale (default 20; 1 = real time)")
     p.add_argument("--seed", type=int, default=0, help="seed of the virtual meters (default 0)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        default="auto",
+        help="cases at once, each in a process of its own (default auto: two per CPU; 1: one at a time)",
+    )
     p.add_argument(
         "--bundle", type=Path, help="write the results bundle (reports, JUnit, captures, hashes) here"
     )
@@ -89,6 +95,15 @@ def _main(argv: list[str] | None) -> int:
     if args.speed <= 0:
         print("me162-check: --speed must be positive", file=sys.stderr)
         return 2
+    if args.jobs == "auto":
+        jobs = auto_jobs()
+    elif args.jobs.isdigit() and int(args.jobs) >= 1:
+        jobs = int(args.jobs)
+    else:
+        print(
+            f"me162-check: --jobs must be 'auto' or a whole number >= 1, not {args.jobs!r}", file=sys.stderr
+        )
+        return 2
     try:
         decl = load_declaration(args.reader)
         cases = select(catalogue(), groups=args.group, ids=args.case)
@@ -96,7 +111,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"me162-check: {e}", file=sys.stderr)
         return 2
     print(
-        f"grading {decl.name} on {len(cases)} case(s) at {args.speed:g}x speed (seed {args.seed})",
+        f"grading {decl.name} on {len(cases)} case(s) at {args.speed:g}x speed (seed {args.seed}, {jobs} at once)",
         file=sys.stderr,
     )
     start = time.monotonic()
@@ -106,7 +121,9 @@ def _main(argv: list[str] | None) -> int:
     def show(case: Case, r: Result) -> None:
         print(f"{r.case_id:{width}} {r.verdict.value:14} {r.reason}", flush=True)
 
-    results = run_suite(decl, cases, speed=args.speed, seed=args.seed, bundle=args.bundle, progress=show)
+    results = run_suite(
+        decl, cases, speed=args.speed, seed=args.seed, bundle=args.bundle, progress=show, jobs=jobs
+    )
     elapsed = time.monotonic() - start
     counts = {v: sum(1 for r in results if r.verdict is v) for v in Verdict}
     print(

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from pathlib import Path
 
 from me162.conformance.cases import GROUPS, RENAMED, Case, catalogue
@@ -96,6 +100,53 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
     return Result(case.id, verdict, reason, time.monotonic() - start, outcome)
 
 
+def _in_worker(case_id: str, decl: Declaration, speed: float, seed: int, bundle: Path | None) -> Result:
+    """Run one case in a worker process (each case's virtual meter has a process to itself, so
+    that no meter waits for another's share of the interpreter)."""
+    case = next(c for c in catalogue() if c.id == case_id)
+    return replace(run_case(case, decl, speed=speed, seed=seed, bundle=bundle), outcome=None)
+
+
+def cost(case: Case) -> float:
+    """A rough guess of how long a case takes, to start the long ones first."""
+    s = case.setup
+    guess = float(s.runs)
+    if s.chaos or s.scenarios:
+        guess *= 2.5  # faults bring retries
+    if s.registers:
+        guess *= 1.5
+    if s.profile == "ebz_dd3" or s.abandon_session:
+        guess *= 2
+    return guess
+
+
+def idle_cpus(window: float = 0.25) -> float:
+    """How many CPUs were idle over the last ``window`` seconds (from /proc/stat)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # all, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(window)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return float(os.cpu_count() or 1)
+    cpus = os.cpu_count() or 1
+    return cpus * (idle1 - idle0) / max(1, total1 - total0)
+
+
+def auto_jobs() -> int:
+    """Cases at once by default: two per idle CPU (a case mostly waits for its time-scaled
+    meter), at least one.  On a machine that is busy with something else the suite runs fewer
+    cases at once rather than starve them: a starved virtual meter answers late, and verdicts
+    must not depend on the load."""
+    usable = min(idle_cpus(), len(os.sched_getaffinity(0)))
+    return max(1, round(2 * usable))
+
+
 def run_suite(
     decl: Declaration,
     cases: list[Case] | None = None,
@@ -104,20 +155,47 @@ def run_suite(
     seed: int = 0,
     bundle: Path | None = None,
     progress: Callable[[Case, Result], None] | None = None,
+    jobs: int = 1,
 ) -> list[Result]:
+    """Run the cases (``jobs`` at once, each in a process of its own) and return their results
+    in catalogue order; ``progress`` is called in that order too.  A reader that cannot start is
+    found by the first case, said once, and nothing more is run."""
     cases = catalogue() if cases is None else cases
     failed = prepare(decl) or cannot_start(decl.argv(port="PORT", speed=speed))
-    results = []
+    done: dict[str, Result] = {}
+    shown = 0
+
+    def finish(case: Case, result: Result) -> None:
+        nonlocal shown
+        done[case.id] = result
+        while progress is not None and shown < len(cases) and cases[shown].id in done:
+            progress(cases[shown], done[cases[shown].id])
+            shown += 1
+
+    def could_not_start_all(reason: str, rest: list[Case]) -> None:
+        for c in rest:
+            finish(c, Result(c.id, Verdict.INCONCLUSIVE, reason))
+
+    todo: list[Case] = []
     for case in cases:
-        if failed and not case.applies(decl):
-            result = Result(case.id, Verdict.INCONCLUSIVE, failed)
+        why = case.applies(decl)
+        if why:
+            finish(case, Result(case.id, Verdict.NOT_APPLICABLE, why))
+        elif failed:
+            finish(case, Result(case.id, Verdict.INCONCLUSIVE, failed))
         else:
-            result = run_case(case, decl, speed=speed, seed=seed, bundle=bundle)
-            if result.verdict is Verdict.INCONCLUSIVE and result.reason.startswith(
-                "the reader could not start"
-            ):
-                failed = result.reason  # the same for every case: say it once, run nothing more
-        results.append(result)
-        if progress is not None:
-            progress(case, result)
-    return results
+            todo.append(case)
+    # A reader whose dependency is missing fails its first case: said once, nothing more is run.
+    for i, case in enumerate(todo if jobs <= 1 else todo[:1]):
+        result = run_case(case, decl, speed=speed, seed=seed, bundle=bundle)
+        finish(case, result)
+        if result.verdict is Verdict.INCONCLUSIVE and result.reason.startswith("the reader could not start"):
+            could_not_start_all(result.reason, todo[i + 1 :])
+            return [done[c.id] for c in cases]
+    if jobs > 1 and len(todo) > 1:
+        rest = sorted(todo[1:], key=cost, reverse=True)  # the longest first: no long case left for last
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
+            futures = {pool.submit(_in_worker, c.id, decl, speed, seed, bundle): c for c in rest}
+            for future in as_completed(futures):
+                finish(futures[future], future.result())
+    return [done[c.id] for c in cases]

@@ -7,10 +7,12 @@ import contextlib
 import json
 import logging
 import os
+import resource
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 CLOCK = datetime(2026, 6, 21, 12, 0, 0)
 MIN_REAL_WINDOW = 0.010  #: seconds of real time the tightest window of a case gets at least
 OUTPUT_LIMIT = 1024 * 1024  #: a reader printing more than this is flooding
+FILE_LIMIT = 64 * 1024 * 1024  #: no file the reader writes may grow beyond this
 CLOCK_VALUE = "<the meter clock>"  #: expected value of a time or date register (it moves)
 
 
@@ -226,37 +229,60 @@ def could_not_start(run: Run) -> str | None:
 
 def run_command(argv: list[str], timeout: float) -> Run:
     """Run the reader: an argument list (never a shell), in its own process group, with a
-    timeout; a reader that hangs is killed, one that floods stdout is cut off."""
+    timeout; a reader that hangs is killed, one that floods stdout is cut off.
+
+    Its output goes to files, not pipes, and this thread only waits for it to exit: nothing
+    else in this process competes with the virtual meter's thread for the interpreter while
+    the reader talks to it (a thread reading pipes would, and on a busy machine the meter would
+    learn late what the reader did)."""
     start = time.monotonic()
     argv = resolve_program(argv)
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError as e:
-        return Run(argv, None, "", "", 0.0, crashed=f"cannot start the reader: {e}")
-    try:
-        out, err = proc.communicate(timeout=timeout)
-        timed_out = False
-    except subprocess.TimeoutExpired:
+    with tempfile.TemporaryFile() as out_file, tempfile.TemporaryFile() as err_file:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out_file,
+                stderr=err_file,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as e:
+            return Run(argv, None, "", "", 0.0, crashed=f"cannot start the reader: {e}")
+        with contextlib.suppress(OSError):  # a flooding reader cannot fill the disk
+            resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
+        try:
+            proc.wait(timeout=timeout)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            timed_out = True
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        timed_out = True
-    flooded = len(out) > OUTPUT_LIMIT
+            os.killpg(proc.pid, signal.SIGKILL)  # the reader and anything it left behind
+        proc.wait()
+        out_file.seek(0)
+        out = out_file.read(OUTPUT_LIMIT + 1)
+        err_file.seek(0, os.SEEK_END)
+        err_file.seek(max(0, err_file.tell() - 20000))
+        err = err_file.read()
+    flooded = len(out) > OUTPUT_LIMIT or proc.returncode == -signal.SIGXFSZ
     return Run(
         argv,
         None if timed_out else proc.returncode,
         out[:OUTPUT_LIMIT].decode("utf-8", "replace"),
-        err[-20000:].decode("utf-8", "replace"),
+        err.decode("utf-8", "replace"),
         time.monotonic() - start,
         timed_out,
         flooded,
     )
+
+
+def settle(server: PtyMeter | TcpMeter, speed: float) -> None:
+    """After a reader has exited: wait until the transport has seen it let go of the port (so
+    that everything it wrote is on the record), then for 20 ms of protocol time, by which the
+    last characters it sent have reached the meter."""
+    deadline = time.monotonic() + 2.0
+    while server.reader_open and time.monotonic() < deadline:
+        time.sleep(0.002)
+    time.sleep(0.02 / speed)
 
 
 def case_speed(meter: MeterLike, speed: float) -> float:
@@ -293,8 +319,7 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
         server = TcpMeter(options, 0, rfc2217=setup.transport == "rfc2217", meter=meter)
         port = server.url
     runs: list[Run] = []
-    with server:
-        time.sleep(0.05)
+    with server:  # (serving once this returns)
         for _ in range(setup.runs):
             argv = decl.argv(
                 port=port,
@@ -305,7 +330,7 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
                 software_parity=setup.transport == "tcp-parity",
             )
             runs.append(run_command(argv, decl.timeout))
-            time.sleep(0.3 / meter_speed + 0.02)  # let the last bytes reach the meter
+            settle(server, meter_speed)
         served = server.served
         served.link.advance(served.now())
     readout, regs = expected_values(setup, seed)
