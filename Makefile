@@ -38,8 +38,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy tests bench tools conformance/readers
 
 # The real parts the tests start (never mocked, never skipped): a C compiler and Node.js with the
-# serialport package for the serial-port matrix, Mosquitto for the MQTT publisher.  Installed
-# from Debian and npm when missing.
+# serialport package for the serial-port matrix, Mosquitto for the MQTT publisher, Chromium for
+# the report's layout at 1280 px.  Installed from Debian and npm when missing.
 NODE_READER := tests/readers/node
 test-deps:
 	@missing=""; \
@@ -47,6 +47,7 @@ test-deps:
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	{ command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || missing="$$missing mosquitto"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing what the tests start:$$missing (apt-get)"; \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

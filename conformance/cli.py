@@ -2,6 +2,7 @@
 
     me162-check --reader DECLARATION [--group G] [--case ID] [--speed N] [--seed S] [--bundle DIR]
     me162-check --list
+    me162-check compare BUNDLE BUNDLE... [--html FILE]
 
 Prints a verdict table.  Exit codes: 0 every judged case passed; 1 a case failed; 2 a bad
 declaration or option; 3 nothing could be judged (the reader cannot start, a dependency is
@@ -31,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="me162-check",
         description="Grade an IEC 62056-21 meter reader against the virtual meter and real captures.",
-        epilog="exit codes: 0 every judged case passed; 1 a case failed; 2 bad declaration or option; "
+        epilog="readers side by side: me162-check compare BUNDLE BUNDLE... [--html FILE]. "
+        "exit codes: 0 every judged case passed; 1 a case failed; 2 bad declaration or option; "
         "3 nothing could be judged (the reader cannot start, a dependency is missing)",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -71,7 +73,37 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def compare_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="me162-check compare",
+        description="Several readers' results bundles side by side, case by case (Markdown on stdout).",
+        epilog="exit codes: 0 compared; 2 a directory is not a results bundle",
+    )
+    p.add_argument("bundles", nargs="+", type=Path, metavar="BUNDLE", help="a directory written by --bundle")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write the comparison as an HTML page")
+    return p
+
+
+def _compare(argv: list[str]) -> int:
+    from me162.conformance.report import compare
+
+    args = compare_parser().parse_args(argv)
+    try:
+        markdown, page = compare(args.bundles)
+    except Me162Error as e:
+        print(f"me162-check compare: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(markdown)
+    if args.html is not None:
+        args.html.write_text(page, encoding="utf-8")
+        print(f"written: {args.html}", file=sys.stderr)
+    return 0
+
+
 def _main(argv: list[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:
+        return _compare(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s", stream=sys.stderr

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from me162.conformance.suite import CLOCK_VALUE, Outcome, Run, Verdict
+from me162.conformance.suite import CLOCK_VALUE, Outcome, Run, Verdict, clip
 from me162.protocol.frames import addresses_match
 from me162.protocol.framing import Kind
 from me162.protocol.line import MODE_C_BAUDS, T_T_MIN, LineSettings, mode_c_char
@@ -79,7 +79,7 @@ def read_correctly(o: Outcome, run: Run | None = None, *, expected: dict[str, st
     if bad:
         return bad
     if r.exit_code != 0:
-        last = (r.stderr.strip().splitlines() or [""])[-1][:160]
+        last = clip((r.stderr.strip().splitlines() or [""])[-1])
         return Verdict.FAIL, f"exit {r.exit_code}: {last}"
     if o.declaration.output == "exit-code":
         return Verdict.PASS, "exit 0 (the reader reports nothing parseable: values not checked)"
@@ -169,7 +169,7 @@ def replay(o: Outcome, *, name: str) -> V:
         return Verdict.PASS, f"reported the {name} capture's values"
     mismatches = o.meter_did(Did.MISMATCH)
     if mismatches:
-        return verdict, f"{reason}; the replay saw: {mismatches[0].detail[:120]}"
+        return verdict, f"{reason}; the replay saw: {clip(mismatches[0].detail, 120)}"
     return verdict, reason
 
 
@@ -222,7 +222,7 @@ def fail_cleanly_or_read(o: Outcome) -> V:
     if code < 0:
         return Verdict.FAIL, f"killed by signal {-code}: a crash, not a clean failure"
     if "Traceback (most recent call last)" in o.run.stderr:
-        last = (o.run.stderr.strip().splitlines() or [""])[-1][:120]
+        last = clip((o.run.stderr.strip().splitlines() or [""])[-1], 120)
         return Verdict.FAIL, f"crashed with a traceback ({last}), not a clean failure"
     return Verdict.PASS, f"failed cleanly (exit {o.run.exit_code}, {o.run.seconds:.1f} s)"
 
@@ -389,7 +389,7 @@ def raw_port(o: Outcome) -> V:
         return Verdict.INCONCLUSIVE, "no port settings seen (not a pty)"
     bad = [r for r in reports if r.startswith("reader set") and "not raw" in r]
     if bad:
-        return Verdict.FAIL, bad[0][:160]
+        return Verdict.FAIL, clip(bad[0])
     return Verdict.PASS, "the port was in raw mode"
 
 

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -16,7 +17,7 @@ from pathlib import Path
 from me162.conformance.cases import GROUPS, RENAMED, Case, catalogue
 from me162.conformance.declaration import Declaration
 from me162.conformance.grading import ran
-from me162.conformance.suite import Result, Verdict, cannot_start, could_not_start, execute
+from me162.conformance.suite import Result, Verdict, cannot_start, clip, could_not_start, execute
 from me162.protocol.errors import ConfigError, Me162Error
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def prepare(decl: Declaration) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"prepare {argv[0]} failed: {e}"
     if p.returncode != 0:
-        return f"prepare {' '.join(argv)} exited {p.returncode}: {(p.stderr.strip().splitlines() or [''])[-1][:160]}"
+        return f"prepare {' '.join(argv)} exited {p.returncode}: {clip((p.stderr.strip().splitlines() or [''])[-1])}"
     return None
 
 
@@ -97,14 +98,28 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
             f"grading failed: {type(e).__name__}: {e}",
             time.monotonic() - start,
         )
-    return Result(case.id, verdict, reason, time.monotonic() - start, outcome)
+    return Result(case.id, verdict, reason, time.monotonic() - start, outcome, tuple(outcome.runs))
+
+
+def _worker_logging(level: int) -> None:
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+
+
+RUN_OUTPUT_KEPT = 8000  #: characters of a reader's stdout and stderr a worker sends back
 
 
 def _in_worker(case_id: str, decl: Declaration, speed: float, seed: int, bundle: Path | None) -> Result:
     """Run one case in a worker process (each case's virtual meter has a process to itself, so
     that no meter waits for another's share of the interpreter)."""
     case = next(c for c in catalogue() if c.id == case_id)
-    return replace(run_case(case, decl, speed=speed, seed=seed, bundle=bundle), outcome=None)
+    result = run_case(case, decl, speed=speed, seed=seed, bundle=bundle)
+    # The outcome (the meter, the line's record) stays here; the runs go back, their output
+    # cut to what a report shows.
+    runs = tuple(
+        replace(r, stdout=r.stdout[-RUN_OUTPUT_KEPT:], stderr=r.stderr[-RUN_OUTPUT_KEPT:])
+        for r in result.runs
+    )
+    return replace(result, outcome=None, runs=runs)
 
 
 def cost(case: Case) -> float:
@@ -194,7 +209,13 @@ def run_suite(
             return [done[c.id] for c in cases]
     if jobs > 1 and len(todo) > 1:
         rest = sorted(todo[1:], key=cost, reverse=True)  # the longest first: no long case left for last
-        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        # The workers log as this process does (a fresh forkserver child has no logging set up,
+        # and Python's last-resort handler would print every fault's warning).
+        level = logging.getLogger().getEffectiveLevel()
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_worker_logging, initargs=(level,)
+        ) as pool:
             futures = {pool.submit(_in_worker, c.id, decl, speed, seed, bundle): c for c in rest}
             for future in as_completed(futures):
                 finish(futures[future], future.result())

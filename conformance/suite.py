@@ -41,6 +41,11 @@ FILE_LIMIT = 64 * 1024 * 1024  #: no file the reader writes may grow beyond this
 CLOCK_VALUE = "<the meter clock>"  #: expected value of a time or date register (it moves)
 
 
+def clip(text: str, limit: int = 160) -> str:
+    """A line of a reader's output short enough for a verdict's reason, marked when cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class Verdict(Enum):
     PASS = "PASS"
     FAIL = "FAIL"
@@ -138,6 +143,7 @@ class Result:
     reason: str
     seconds: float = 0.0
     outcome: Outcome | None = None
+    runs: tuple[Run, ...] = ()  #: the reader's runs (kept when the outcome is not: from a worker)
 
 
 def build_meter(setup: Setup, seed: int) -> Meter | None:
@@ -223,7 +229,7 @@ def could_not_start(run: Run) -> str | None:
             ),
             (run.stderr.strip().splitlines() or [f"exit {run.exit_code}"])[-1],
         )
-        return f"the reader could not start: {line.strip()[:200]}"
+        return f"the reader could not start: {clip(line.strip(), 200)}"
     return None
 
 
