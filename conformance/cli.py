@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--list-readers", action="store_true", help="list the shipped reader declarations and exit"
     )
+    p.add_argument(
+        "--show-reader",
+        metavar="NAME",
+        help="print a shipped declaration (a commented start for your own) and exit",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -121,8 +126,22 @@ def _main(argv: list[str] | None) -> int:
             decl = load_declaration(path)
             print(f"{name:16} {decl.name}  ({path})")
         return 0
+    if args.show_reader is not None:
+        from me162.conformance.declaration import find_declaration
+
+        try:
+            sys.stdout.write(find_declaration(args.show_reader).read_text(encoding="utf-8"))
+        except Me162Error as e:
+            print(f"me162-check: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.reader is None:
-        print("me162-check: --reader DECLARATION is required (see docs/conformance.md)", file=sys.stderr)
+        print(
+            "me162-check: --reader DECLARATION is required: a TOML file that says how to run your reader "
+            "(`me162-check --show-reader me162-read` prints one to start from), or a shipped one by name "
+            "(--list-readers)",
+            file=sys.stderr,
+        )
         return 2
     if args.speed <= 0:
         print("me162-check: --speed must be positive", file=sys.stderr)
