@@ -248,6 +248,14 @@ class VirtualMeter:
         return self.port
 
     @property
+    def env(self) -> dict[str, str]:
+        """An environment to start a reader process with: this one, plus the pty fix for
+        readers on glibc in ``LD_PRELOAD`` (docs/serial-port.md), as ``me162-check`` runs them."""
+        from me162.simulator import ptyfix
+
+        return ptyfix.reader_env()
+
+    @property
     def record(self) -> WireRecord:
         """What happened on the line so far: ``record.received()``, ``record.sent()``,
         ``record.reader_speeds()``, ``record.commands("R1")``, ``record.ended_with_b0()``...

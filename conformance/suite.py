@@ -23,6 +23,7 @@ from typing import Any
 from me162 import fixtures
 from me162.conformance.declaration import Declaration
 from me162.protocol.frames import Identification
+from me162.simulator import ptyfix
 from me162.simulator.events import WireEvent
 from me162.simulator.meter import Meter, MeterLike
 from me162.simulator.profile import load_profile
@@ -247,6 +248,7 @@ def run_command(argv: list[str], timeout: float) -> Run:
         try:
             proc = subprocess.Popen(
                 argv,
+                env=ptyfix.reader_env(),
                 stdout=out_file,
                 stderr=err_file,
                 stdin=subprocess.DEVNULL,

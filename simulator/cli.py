@@ -5,6 +5,7 @@
     me162-sim --rfc2217 PORT
     me162-sim --pty --scenario fixtures/scenarios/bcc-corrupt-readout.yaml [--chaos SEED --rate P]
     me162-sim --list-profiles
+    LD_PRELOAD=$(me162-sim --pty-fix) my-reader /dev/pts/N   # a reader on glibc: see --pty-fix
     me162-sim replay CAPTURE [--pty|--tcp PORT|--rfc2217 PORT] [--speed N]
     me162-sim tap --device /dev/ttyUSB0 [--link PATH] [--record FILE]
     me162-sim capture show FILE
@@ -87,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate", type=float, default=0.1, help="with --chaos: the chance a transmission is hit (default 0.1)"
     )
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
+    p.add_argument(
+        "--pty-fix",
+        action="store_true",
+        help="build (once, with cc) and print the path of the pty fix for readers on glibc, for "
+        "LD_PRELOAD: Debian's and Fedora's glibc fail a 7E1 tcsetattr repeated on a pty with EINVAL, "
+        "which a real serial port never does (docs/serial-port.md); exit 1 if it cannot be built",
+    )
     p.add_argument(
         "--list-scenarios",
         action="store_true",
@@ -232,6 +240,15 @@ def _main(argv: list[str]) -> int:
 
         for name, path in fixtures.scenarios().items():
             print(f"{name:36} {load_scenario(path).purpose}")
+        return 0
+    if args.pty_fix:
+        from me162.simulator import ptyfix
+
+        lib = ptyfix.library()
+        if lib is None:
+            print("me162-sim: the pty fix cannot be built here: no working C compiler (cc)", file=sys.stderr)
+            return 1
+        print(lib)
         return 0
     if args.list_profiles:
         for name in builtin_profiles():

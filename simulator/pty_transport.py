@@ -21,8 +21,8 @@ reader's port has, however the reader set them (docs/serial-port.md tells the wh
   believes the request was dropped; the kernel's ioctl itself succeeds).  After each change the
   simulator sets IGNBRK (meaningless on a pty), which pyserial and ``cfmakeraw`` clear, so
   their next ``tcsetattr`` always changes something.  A reader that re-applies its settings by
-  read-modify-write keeps IGNBRK and still gets EINVAL from glibc: the simulator says so in one
-  line, and docs/serial-port.md gives the working alternatives.
+  read-modify-write, or twice back to back, still gets EINVAL from glibc: the simulator says
+  so in one line; ``ptyfix`` (LD_PRELOAD, used by me162-check) removes it in the reader's libc.
 
 Data bits and parity are invisible on a pty (the kernel forces CS8), so the character format is
 taken as 7E1 unless ``--parity-bit`` says the reader runs 8N1 with the parity in bit 7.  A pty's
@@ -402,7 +402,8 @@ class PtyMeter(Background):
             self.served.note(
                 Wire.PORT,
                 "reader closed the port without writing: if its tcsetattr failed with EINVAL, glibc "
-                "refused 7E1 settings that changed nothing on the pty (docs/serial-port.md)",
+                "refused 7E1 settings that changed nothing on the pty; run it with "
+                "LD_PRELOAD=$(me162-sim --pty-fix) (docs/serial-port.md)",
             )
         self.served.note(Wire.CLOSE, f"reader closed {self.device}")
         self.state = None
@@ -443,7 +444,8 @@ class PtyMeter(Background):
                     self.served.note(
                         Wire.PORT,
                         f"reader re-applied its settings unchanged ({state.baud} Bd): on a pty, Debian's and "
-                        "Fedora's glibc fail such a 7E1 tcsetattr with EINVAL (see docs/serial-port.md)",
+                        "Fedora's glibc fail such a 7E1 tcsetattr with EINVAL unless the reader runs with "
+                        "LD_PRELOAD=$(me162-sim --pty-fix) (see docs/serial-port.md)",
                     )
             return state
         if not armed:

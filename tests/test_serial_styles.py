@@ -10,6 +10,7 @@ package that `make test-deps` installs; in CI a missing part fails these tests, 
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from me162.simulator import ptyfix
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
 
@@ -71,8 +73,8 @@ def commands(c_reader: Path, node: str, port: str) -> dict[str, list[str]]:
     }
 
 
-def run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run(argv, capture_output=True, timeout=60, check=False)
+def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    p = subprocess.run(argv, capture_output=True, timeout=60, check=False, env=env)
     # latin-1 and no newline translation: the readout's CR LF stay as the meter sent them
     return subprocess.CompletedProcess(
         argv, p.returncode, p.stdout.decode("latin-1"), p.stderr.decode("latin-1")
@@ -161,6 +163,71 @@ def test_settings_re_applied_at_once_meet_glibcs_einval_and_poison_nothing(
     # ... and the next reader finds a fresh port.
     p = run(commands(c_reader, node, meter.path)["pyserial-constructor"])
     assert p.returncode == 0, p.stderr
+
+
+def test_with_the_pty_fix_settings_re_applied_at_once_read_every_time(meter: PtyMeter) -> None:
+    # The same reader as above, as me162-check runs readers (LD_PRELOAD=$(me162-sim --pty-fix)):
+    # re-applied 7E1 settings succeed on the pty as they do on a real serial port.
+    env = ptyfix.reader_env()
+    assert "ptyfix-" in env.get("LD_PRELOAD", ""), "the pty fix was not built: is cc installed?"
+    py = [sys.executable, str(READERS / "pyserial_styles.py"), meter.path, str(SPEED)]
+    for i in range(3):
+        p = run([*py, "immediate"], env=env)
+        assert p.returncode == 0, f"session {i + 1}: {p.stderr}"
+        assert p.stdout.startswith(READOUT_START), f"session {i + 1}: {p.stdout!r}"
+        after_session(meter)
+    notes = [e.detail for e in meter.served.link.events if e.kind == "port"]
+    assert not any("EINVAL" in n for n in notes), notes
+
+
+PTYFIX_PROBE = r"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <termios.h>
+#include <unistd.h>
+int main(void) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    grantpt(m); unlockpt(m);
+    int fd = open(ptsname(m), O_RDWR | O_NOCTTY);
+    struct termios t;
+    tcgetattr(fd, &t);
+    cfmakeraw(&t);
+    t.c_cflag = (t.c_cflag & ~CSIZE) | CS7 | PARENB;
+    cfsetspeed(&t, B300);
+    int first = tcsetattr(fd, TCSANOW, &t);
+    int second = tcsetattr(fd, TCSANOW, &t);
+    int second_errno = second ? errno : 0;
+    errno = 0;
+    int bad = tcsetattr(fd, 99, &t);          /* an invalid action: EINVAL whatever the fix */
+    int bad_errno = errno;
+    int pipefd[2]; pipe(pipefd);
+    errno = 0;
+    int notty = tcsetattr(pipefd[0], TCSANOW, &t);  /* not a terminal: ENOTTY whatever the fix */
+    printf("%d %d %d %d %d %d %d\n", first, second, second_errno, bad, bad_errno, notty, errno);
+    return 0;
+}
+"""
+
+
+def test_the_pty_fix_turns_only_glibcs_pty_einval_into_success(tmp_path: Path) -> None:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    assert cc, "no C compiler: `make test-deps` installs gcc"
+    (tmp_path / "probe.c").write_text(PTYFIX_PROBE)
+    subprocess.run(
+        [cc, "-Wall", "-Werror", "-o", str(tmp_path / "probe"), str(tmp_path / "probe.c")], check=True
+    )
+    plain = subprocess.run([str(tmp_path / "probe")], capture_output=True, text=True, check=True)
+    first, second, second_errno, *_ = map(int, plain.stdout.split())
+    assert first == 0
+    # Without the fix: Debian's glibc (this project's CI) fails the repeated call.
+    assert (second, second_errno) == (-1, errno.EINVAL), plain.stdout
+    fixed = subprocess.run(
+        [str(tmp_path / "probe")], capture_output=True, text=True, check=True, env=ptyfix.reader_env()
+    )
+    assert list(map(int, fixed.stdout.split())) == [0, 0, 0, -1, errno.EINVAL, -1, errno.ENOTTY], fixed.stdout
 
 
 def test_a_link_never_leads_into_another_terminal_after_kill_9(tmp_path: Path) -> None:
