@@ -7,7 +7,7 @@ FILES_HASH := $(shell find protocol simulator reader conformance fixtures -type 
 STAMP := $(VENV)/.installed-$(FILES_HASH)
 PACKAGES := -p me162.protocol -p me162.simulator -p me162.reader -p me162.conformance -p me162.fixtures
 
-.PHONY: demo test lint typecheck pytest bench clean install test-deps ha-test
+.PHONY: demo test lint typecheck pytest bench clean install test-deps ha-test conformance-peers
 
 install: $(STAMP)
 
@@ -39,7 +39,8 @@ typecheck: $(STAMP)
 
 # The real parts the tests start (never mocked, never skipped): a C compiler and Node.js with the
 # serialport package for the serial-port matrix, Mosquitto for the MQTT publisher, Chromium for
-# the report's layout at 1280 px.  Installed from Debian and npm when missing.
+# the report's layout at 1280 px, tshark for the Wireshark dissector.  Installed from Debian and
+# npm when missing.
 NODE_READER := tests/readers/node
 test-deps:
 	@missing=""; \
@@ -48,6 +49,7 @@ test-deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	{ command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto; } || missing="$$missing mosquitto"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing what the tests start:$$missing (apt-get)"; \
 		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -68,6 +70,19 @@ test: lint typecheck pytest ha-test
 bench: $(STAMP)
 	@$(BIN)/python -m pip install -q -e '.[dev,bench]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1
 	$(BIN)/python bench/run_all.py
+
+# Re-measure docs/conformance-results.md: the reference reader and the third-party readers
+# shipped as declarations, each installed by its own prepare step into ~/.cache/me162 (pwitab's
+# client comes with the bench extra).  Real-time peers take a few minutes each.
+PEERS := me162-read pwitab iec62056-21-dzg pymeterreader smartmeter-obis
+conformance-peers: $(STAMP) test-deps
+	@$(BIN)/python -m pip install -q -e '.[dev,bench]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1
+	@mkdir -p build/peers; for r in $(PEERS); do \
+		echo "grading $$r"; rm -rf build/peers/$$r; \
+		$(BIN)/me162-check --reader $$r --bundle build/peers/$$r > build/peers-$$r.log 2>&1; \
+		rc=$$?; [ $$rc -le 1 ] || { cat build/peers-$$r.log; exit $$rc; }; tail -1 build/peers-$$r.log; \
+	done
+	$(BIN)/python tools/verdict_table.py --into docs/conformance-results.md $(addprefix build/peers/,$(PEERS))
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

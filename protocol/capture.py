@@ -89,12 +89,15 @@ def new_header(
     }
 
 
+MAX_T = 1e9  #: about 31 years: later times are errors, and would not fit a pcapng timestamp
+
+
 def _check_event(obj: Any, where: str) -> Event:
     if not isinstance(obj, dict):
         raise CaptureError(f"{where}: an event must be a JSON object")
     t = obj.get("t")
-    if not isinstance(t, int | float) or isinstance(t, bool) or t < 0:
-        raise CaptureError(f"{where}: 't' must be a number of seconds >= 0, not {t!r}")
+    if not isinstance(t, int | float) or isinstance(t, bool) or not 0 <= t <= MAX_T:
+        raise CaptureError(f"{where}: 't' must be a number of seconds from 0 to {MAX_T:g}, not {t!r}")
     kind = obj.get("type")
     if kind not in EVENT_TYPES:
         raise CaptureError(f"{where}: unknown event type {kind!r} (known: {', '.join(sorted(EVENT_TYPES))})")

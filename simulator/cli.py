@@ -10,6 +10,7 @@
     me162-sim tap --device /dev/ttyUSB0 [--link PATH] [--record FILE]
     me162-sim capture show FILE
     me162-sim capture export --pcapng FILE [-o OUT]
+    me162-sim capture dissector [--install [DIR]]
 
 Prints one line per meter with the device path or URL a reader should open, then serves
 until interrupted.  Exit codes: 0 stopped by a signal; 2 bad options or profile; 3 a port
@@ -132,6 +133,21 @@ def build_capture_parser() -> argparse.ArgumentParser:
     e.add_argument("file", type=Path)
     e.add_argument("--pcapng", action="store_true", required=True, help="the output format")
     e.add_argument("-o", "--output", type=Path, help="output file (default: FILE with .pcapng)")
+    d = sub.add_parser(
+        "dissector",
+        help="print the path of the IEC 62056-21 Wireshark dissector (Lua) for exported captures",
+        description="Without options: print the path of the dissector shipped with me162, for "
+        "`tshark -X lua_script:PATH -r FILE.pcapng`.  With --install: copy it into Wireshark's "
+        "personal Lua plugins folder, where Wireshark and tshark load it at every start.",
+    )
+    d.add_argument(
+        "--install",
+        nargs="?",
+        const=Path.home() / ".local" / "lib" / "wireshark" / "plugins",
+        type=Path,
+        metavar="DIR",
+        help="copy it into DIR (default: ~/.local/lib/wireshark/plugins) and print where it went",
+    )
     return p
 
 
@@ -140,6 +156,20 @@ def capture_main(argv: list[str]) -> int:
     from me162.simulator.capture_tools import export_pcapng, show
 
     args = build_capture_parser().parse_args(argv)
+    if args.action == "dissector":
+        source = Path(__file__).resolve().parent / "iec62056_21.lua"
+        if args.install is None:
+            print(source)
+            return 0
+        try:
+            args.install.mkdir(parents=True, exist_ok=True)
+            target = args.install / source.name
+            target.write_bytes(source.read_bytes())
+        except OSError as e:
+            print(f"me162-sim capture dissector: cannot install into {args.install}: {e}", file=sys.stderr)
+            return EXIT_PORT
+        print(target)
+        return 0
     try:
         capture = read_capture(args.file)
         if args.action == "show":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +17,8 @@ import pytest
 import serial
 
 from me162.protocol import decode_readout
-from me162.protocol.capture import read_capture, write_capture
+from me162.protocol.capture import WireMessage, messages, read_capture, write_capture
+from me162.protocol.errors import Me162Error
 from me162.reader.driver import PortOptions, read_once
 from me162.reader.session import ReaderConfig
 from me162.simulator.capture_tools import describe, show, to_pcapng
@@ -26,6 +29,7 @@ from me162.simulator.tap import Tap
 
 pytestmark = pytest.mark.timeout(120)
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
+DISSECTOR = Path(__file__).resolve().parent.parent / "simulator" / "iec62056_21.lua"
 ALL = sorted(CAPTURES.glob("*.capture.jsonl"))
 ME162 = [
     p
@@ -104,31 +108,96 @@ def test_show_reads_like_a_timeline() -> None:
     assert describe(b"\x02(1)\x03X").endswith("BCC WRONG (0x58, computed 0x33))")
 
 
-def test_pcapng_export_reads_back(tmp_path: Path) -> None:
-    capture = read_capture(CAPTURES / "ME162_1.capture.jsonl")
-    raw = to_pcapng(capture)
-    # walk the blocks ourselves
+def pcapng_packets(raw: bytes) -> tuple[list[int], list[tuple[int, bytes]]]:
+    """Walk the blocks: their types, and each packet's timestamp (µs) and bytes."""
     pos, kinds, packets = 0, [], []
     while pos < len(raw):
         btype, blen = struct.unpack_from("<II", raw, pos)
         assert struct.unpack_from("<I", raw, pos + blen - 4)[0] == blen
         kinds.append(btype)
         if btype == 6:
-            caplen = struct.unpack_from("<I", raw, pos + 20)[0]
-            packets.append(raw[pos + 28 : pos + 28 + caplen])
+            hi, lo, caplen = struct.unpack_from("<III", raw, pos + 12)
+            packets.append(((hi << 32) | lo, raw[pos + 28 : pos + 28 + caplen]))
         pos += blen
+    return kinds, packets
+
+
+def test_pcapng_export_has_one_packet_per_message() -> None:
+    capture = read_capture(CAPTURES / "ME162_1.capture.jsonl")
+    kinds, packets = pcapng_packets(to_pcapng(capture))
     assert kinds[:2] == [0x0A0D0D0A, 1]
-    assert b"".join(packets) == b"".join(e.data for e in capture.data_events())
-    if shutil.which("tshark"):
-        out = tmp_path / "x.pcapng"
-        out.write_bytes(raw)
-        p = subprocess.run(
-            ["tshark", "-r", str(out), "-T", "fields", "-e", "frame.len", "-e", "frame.comment"],
-            capture_output=True, text=True, timeout=60, check=True,
-        )  # fmt: skip
-        rows = [ln.split("\t") for ln in p.stdout.splitlines()]
-        assert [int(r[0]) for r in rows] == [len(x) for x in packets]
-        assert rows[0][1].startswith("r2m 300 Bd") and any(r[1].startswith("m2r 9600 Bd") for r in rows)
+    assert b"".join(p for _, p in packets) == b"".join(e.data for e in capture.data_events())
+    wire = [m for m in messages(capture) if isinstance(m, WireMessage)]
+    assert [p for _, p in packets] == [m.message.data for m in wire]
+
+
+def tshark(*args: str) -> list[list[str]]:
+    exe = shutil.which("tshark")
+    assert exe, "no tshark: `make test-deps` installs it"
+    p = subprocess.run(
+        [exe, "-X", f"lua_script:{DISSECTOR}", *args], capture_output=True, text=True, timeout=120, check=True
+    )
+    return [ln.split("\t") for ln in p.stdout.splitlines()]
+
+
+def test_tshark_decodes_a_session_of_the_virtual_me162_with_the_dissector(tmp_path: Path) -> None:
+    # A session of the virtual ME162 whose readout BCC is spoiled, recorded and exported.
+    start = datetime(2026, 6, 21, 12)
+    opts = MeterOptions(
+        speed=SPEED, clock_start=start, moving=False, record=tmp_path,
+        scenarios=[CAPTURES.parent / "scenarios" / "bcc-corrupt-readout.yaml"],
+    )  # fmt: skip
+    with PtyMeter(opts) as pm, contextlib.suppress(Me162Error):
+        read_once(PortOptions(pm.path, time_scale=SPEED), ReaderConfig(), retries=0)
+    capture = read_capture(next(tmp_path.glob("*.capture.jsonl")))
+    out = tmp_path / "session.pcapng"
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "capture", "export", "--pcapng", str(capture.path), "-o", str(out)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    fields = ["frame.time_epoch", "iec62056_21.direction", "iec62056_21.kind", "iec62056_21.bcc.status",
+              "iec62056_21.ident.manufacturer", "iec62056_21.ident.identification", "iec62056_21.option.y",
+              "frame.comment"]  # fmt: skip
+    rows = tshark(
+        "-r", str(out), "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", *(a for f in fields for a in ("-e", f))
+    )
+    kinds = [r[2] for r in rows]
+    assert kinds[:4] == ["request", "identification", "option select", "data"], rows
+    assert rows[0][1] == "reader -> meter" and rows[1][1] == "meter -> reader"
+    assert rows[1][4:6] == ["ISK", "ME162-0033"] and rows[2][6] == "0"
+    assert rows[3][3] == "invalid"  # the spoiled readout, and the fault named on its packet
+    assert "FAULT" in rows[3][7] and "BCC WRONG" in rows[3][7], rows[3]
+    # real timestamps: the capture's start plus each message's time
+    begin = datetime.fromisoformat(capture.header["start"]).timestamp()
+    first = next(m for m in messages(capture) if isinstance(m, WireMessage))
+    assert abs(float(rows[0][0]) - (begin + first.t)) < 1e-5
+    assert begin > 1.7e9  # not 1970
+
+
+def test_the_dissector_checks_every_bcc_of_the_real_captures() -> None:
+    for name in ("ME162_1", "ME162_4"):
+        path = CAPTURES / f"{name}.capture.jsonl"
+        raw = to_pcapng(read_capture(path))
+        out = Path(str(path).replace(".capture.jsonl", ".pcapng"))
+        with tempfile.TemporaryDirectory() as d:
+            out = Path(d) / f"{name}.pcapng"
+            out.write_bytes(raw)
+            rows = tshark("-r", str(out), "-T", "fields", "-e", "iec62056_21.kind", "-e", "iec62056_21.bcc.status",
+                          "-e", "iec62056_21.command")  # fmt: skip
+        framed = [r for r in rows if r[0] in ("data", "command", "partial block")]
+        assert framed and all(r[1] == "valid" for r in framed), rows
+        if name == "ME162_4":
+            assert {"P0", "R1", "B0"} <= {r[2] for r in framed}
+
+
+def test_the_dissector_installs_with_one_command(tmp_path: Path) -> None:
+    p = subprocess.run(
+        [sys.executable, "-m", "me162.simulator.cli", "capture", "dissector", "--install", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert p.returncode == 0 and Path(p.stdout.strip()) == tmp_path / "iec62056_21.lua"
+    assert (tmp_path / "iec62056_21.lua").read_bytes() == DISSECTOR.read_bytes()
 
 
 def test_capture_cli_show_and_export(tmp_path: Path) -> None:
