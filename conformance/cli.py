@@ -161,8 +161,9 @@ def _main(argv: list[str] | None) -> int:
     except Me162Error as e:
         print(f"me162-check: {e}", file=sys.stderr)
         return 2
+    pace = f"{args.speed:g}x speed" if decl.scales_time else "real time (the reader takes no {speed})"
     print(
-        f"grading {decl.name} on {len(cases)} case(s) at {args.speed:g}x speed (seed {args.seed}, {jobs} at once)",
+        f"grading {decl.name} on {len(cases)} case(s) at {pace} (seed {args.seed}, {jobs} at once)",
         file=sys.stderr,
     )
     start = time.monotonic()

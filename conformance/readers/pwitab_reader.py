@@ -1,6 +1,7 @@
-"""Adapter: pwitab's ``iec62056-21`` client (PyPI) as a reader under test.
+"""Adapter: pwitab's ``iec62056-21`` client (PyPI) as a reader under test, and its DZG fork
+``iec62056-21-dzg`` (same API, no sleep before the speed switch) with ``--client iec62056_21_dzg``.
 
-    python pwitab_reader.py PORT [--registers 1.8.0,2.8.0]
+    python pwitab_reader.py PORT [--registers 1.8.0,2.8.0] [--client MODULE]
 
 Reads with ``Iec6205621Client.with_serial_transport(port).standard_readout()`` (or R1 reads
 with ``access_programming_mode`` and ``read_single_value``) and prints the result in the JSON
@@ -12,6 +13,7 @@ is graded.  Exit 1 on any error the client raises.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 
@@ -20,13 +22,14 @@ def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("port")
     p.add_argument("--registers", default="")
+    p.add_argument("--client", default="iec62056_21", choices=["iec62056_21", "iec62056_21_dzg"])
     args = p.parse_args()
     try:
-        from iec62056_21.client import Iec6205621Client
+        module = importlib.import_module(f"{args.client}.client")
     except ImportError:
-        print("pwitab_reader: pip install iec62056-21", file=sys.stderr)
+        print(f"pwitab_reader: pip install {args.client.replace('_', '-')}", file=sys.stderr)
         return 2
-    client = Iec6205621Client.with_serial_transport(port=args.port)
+    client = module.Iec6205621Client.with_serial_transport(port=args.port)
     doc: dict[str, object] = {}
     try:
         client.connect()
@@ -55,7 +58,12 @@ def main() -> int:
             doc["data_sets"] = sets
         ident = client.identification
         manufacturer = client.manufacturer_id or ""
-        z = client.switchover_baudrate_char or ""
+        # pwitab keeps the Z character public, its DZG fork behind an underscore
+        z = (
+            getattr(client, "switchover_baudrate_char", None)
+            or getattr(client, "_switchover_baudrate_char", None)
+            or ""
+        )
         doc["identification"] = {"raw": f"/{manufacturer}{z}{ident}", "ident": ident}
     except Exception as e:  # the client raises many kinds; each one is a failed reading
         print(f"pwitab_reader: {type(e).__name__}: {e}", file=sys.stderr)
