@@ -56,7 +56,9 @@ def diff(reported: dict[str, str], expected: dict[str, str]) -> str | None:
         if addr not in reported:
             renamed = [a for a, v in reported.items() if v == value and a not in expected]
             if renamed:
-                return f"{addr} is missing from what it reported; it reported {renamed[0]} with {addr}'s value"
+                return (
+                    f"{addr} is missing from what it reported; it reported {renamed[0]} with {addr}'s value"
+                )
             got = ", ".join(f"{a}({v})" for a, v in list(reported.items())[:2]) or "nothing"
             return (
                 f"{addr} is missing from what it reported ({len(reported)} of {len(expected)} data sets: "

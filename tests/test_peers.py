@@ -22,7 +22,10 @@ def grade(name: str, *ids: str) -> dict[str, tuple[Verdict, str]]:
     assert not decl.scales_time  # none of them takes a time scale: real-time meters
     failed = prepare(decl)
     assert failed is None, failed
-    return {r.case_id: (r.verdict, r.reason) for r in run_suite(decl, select(catalogue(), ids=list(ids)), speed=20)}
+    return {
+        r.case_id: (r.verdict, r.reason)
+        for r in run_suite(decl, select(catalogue(), ids=list(ids)), speed=20)
+    }
 
 
 def test_iec62056_21_dzg_drops_the_first_character_of_the_identification() -> None:
@@ -38,7 +41,11 @@ def test_pymeterreader_reads_one_line_of_the_readout() -> None:
     assert got["LINE-01"][0] is Verdict.PASS, got  # with the pty fix its open-then-set works
     verdict, reason = got["DATA-01"]
     # it sends no ACK, and reads the fallback readout with one readline()
-    assert verdict is Verdict.FAIL and "C.1.0 is missing" in reason and "1 of 9 data sets: .1.0(28342193.0)" in reason, reason
+    assert (
+        verdict is Verdict.FAIL
+        and "C.1.0 is missing" in reason
+        and "1 of 9 data sets: .1.0(28342193.0)" in reason
+    ), reason
 
 
 def test_smartmeter_obis_renames_letter_codes() -> None:

@@ -160,7 +160,15 @@ def test_tshark_decodes_a_session_of_the_virtual_me162_with_the_dissector(tmp_pa
               "iec62056_21.ident.manufacturer", "iec62056_21.ident.identification", "iec62056_21.option.y",
               "frame.comment"]  # fmt: skip
     rows = tshark(
-        "-r", str(out), "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=|", *(a for f in fields for a in ("-e", f))
+        "-r",
+        str(out),
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=a",
+        "-E",
+        "aggregator=|",
+        *(a for f in fields for a in ("-e", f)),
     )
     kinds = [r[2] for r in rows]
     assert kinds[:4] == ["request", "identification", "option select", "data"], rows
