@@ -24,17 +24,19 @@ from me162.conformance.declaration import load_declaration
 from me162.conformance.report import write_bundle
 from me162.conformance.run import auto_jobs, run_suite, select
 from me162.conformance.suite import Result, Verdict
+from me162.protocol.cliargs import OneLineParser, add_verbosity, log_level, number, whole
 from me162.protocol.errors import Me162Error
 from me162.protocol.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="me162-check",
         description="Grade an IEC 62056-21 meter reader against the virtual meter and real captures.",
         epilog="readers side by side: me162-check compare BUNDLE BUNDLE... [--html FILE]. "
         "exit codes: 0 every judged case passed; 1 a case failed; 2 bad declaration or option; "
-        "3 nothing could be judged (the reader cannot start, a dependency is missing)",
+        "3 nothing could be judged (the reader cannot start, a dependency is missing); "
+        "130 interrupted (Ctrl-C: the reader under test is killed)",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     p.add_argument(
@@ -43,8 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--group", action="append", help=f"run only this group (repeatable): {', '.join(GROUPS)}")
     p.add_argument("--case", action="append", help="run only this case (repeatable), e.g. FRAME-01")
-    p.add_argument("--speed", type=float, default=20.0, help="time scale (default 20; 1 = real time)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the virtual meters (default 0)")
+    p.add_argument(
+        "--speed",
+        type=number(low=0.0, high=1000.0, low_open=True),
+        default=20.0,
+        help="time scale (default 20; 1 = real time)",
+    )
+    p.add_argument(
+        "--seed", type=whole(low=0, high=2**63 - 1), default=0, help="seed of the virtual meters (default 0)"
+    )
     p.add_argument(
         "-j",
         "--jobs",
@@ -63,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="print a shipped declaration (a commented start for your own) and exit",
     )
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_verbosity(p, verbose_help="log what the suite does")
     return p
 
 
@@ -111,7 +120,9 @@ def _main(argv: list[str] | None) -> int:
         return _compare(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.ERROR, format="%(message)s", stream=sys.stderr
+        level=log_level(args, default=logging.ERROR, verbose=logging.INFO),
+        format="%(message)s",
+        stream=sys.stderr,
     )
     if args.list:
         cases = catalogue()
@@ -143,8 +154,11 @@ def _main(argv: list[str] | None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.speed <= 0:
-        print("me162-check: --speed must be positive", file=sys.stderr)
+    if args.bundle is not None and args.bundle.exists() and not args.bundle.is_dir():
+        print(
+            f"me162-check: --bundle {args.bundle}: not a folder (a bundle is a folder of files)",
+            file=sys.stderr,
+        )
         return 2
     if args.jobs == "auto":
         jobs = auto_jobs()

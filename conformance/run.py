@@ -78,7 +78,12 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
     start = time.monotonic()
     try:
         outcome = execute(case.setup, decl, speed=speed, seed=seed, record=record)
-        crashed = next((why for r in outcome.runs if (why := r.crashed or could_not_start(r) or "")), "")
+        # a reader the meter heard from did start: a missing file later (its port pulled off) is
+        # the case's business, not a missing dependency
+        heard = any(e.dir == "r2m" and e.kind == "data" for e in outcome.events)
+        crashed = next(
+            (why for r in outcome.runs if (why := r.crashed or (not heard and could_not_start(r)) or "")), ""
+        )
         stuck = next((ran(outcome, r) for r in outcome.runs if r.timed_out or r.flooded), None)
         if crashed:
             verdict, reason = Verdict.INCONCLUSIVE, crashed

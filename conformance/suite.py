@@ -263,9 +263,10 @@ def run_command(argv: list[str], timeout: float) -> Run:
             timed_out = False
         except subprocess.TimeoutExpired:
             timed_out = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)  # the reader and anything it left behind
-        proc.wait()
+        finally:  # also on Ctrl-C: the reader runs in a session of its own, no signal reaches it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the reader and anything it left behind
+            proc.wait()
         out_file.seek(0)
         out = out_file.read(OUTPUT_LIMIT + 1)
         err_file.seek(0, os.SEEK_END)

@@ -23,13 +23,14 @@ import os
 import signal
 import sys
 
+from me162.protocol.cliargs import OneLineParser, add_verbosity, log_level, number, whole
 from me162.protocol.errors import ConfigError, Me162Error
 from me162.protocol.version import __version__
 
 TYPE_CHECKING = False  # typing itself costs a start-up 5 to 15 ms
 if TYPE_CHECKING:
     from pathlib import Path
-    from typing import Any, NoReturn
+    from typing import Any
 
     from me162.reader.driver import PortOptions
     from me162.reader.publish import Publisher
@@ -57,47 +58,6 @@ EXIT_CODES = """exit codes: 0 success; 2 usage; 3 no identification; 4 identific
 no answer after the ACK; 5 BCC error; 6 data at an unexpected speed; 7 protocol error;
 8 programming mode failed or a register could not be read; 9 the port cannot be opened;
 130 interrupted (Ctrl-C or SIGTERM; B0 is sent first in programming mode)"""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Bad options are refused with one line (and exit 2), not a usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _finite(text: str, *, low: float, high: float, low_open: bool = False) -> float:
-    import math
-
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
-        bound = f"{'more than' if low_open else 'at least'} {low:g} and at most {high:g}"
-        raise argparse.ArgumentTypeError(f"must be {bound}, not {text!r}")
-    return value
-
-
-def _seconds(*, low: float = 0.0, high: float, low_open: bool = False) -> Any:
-    def parse(text: str) -> float:
-        return _finite(text, low=low, high=high, low_open=low_open)
-
-    return parse
-
-
-def _whole(*, low: int, high: int) -> Any:
-    def parse(text: str) -> int:
-        import re
-
-        if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
-            raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}")
-        value = int(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, not {value}")
-        return value
-
-    return parse
 
 
 def _path(text: str) -> Path:
@@ -162,7 +122,7 @@ def build_read_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--change-delay",
-        type=_seconds(high=10.0),
+        type=number(high=10.0),
         default=0.0,
         metavar="S",
         help="extra wait before switching speed (slow USB adapters)",
@@ -195,30 +155,30 @@ def build_read_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bcc-check", action="store_true", help="accept a readout whose BCC is wrong")
     p.add_argument(
         "--retries",
-        type=_whole(low=0, high=20),
+        type=whole(low=0, high=20),
         default=2,
         help="whole-session retries with backoff (default 2)",
     )
     p.add_argument(
         "--speed",
-        type=_seconds(low=0.0, high=1000.0, low_open=True),
+        type=number(low=0.0, high=1000.0, low_open=True),
         default=1.0,
         help="time scale of a virtual meter run faster than real time",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
         "--loop",
-        type=_seconds(low=0.0, high=86400.0, low_open=True),
+        type=number(low=0.0, high=86400.0, low_open=True),
         metavar="SECONDS",
         help="read every SECONDS, one JSON line per reading",
     )
     p.add_argument(
         "--count",
-        type=_whole(low=1, high=10**9),
+        type=whole(low=1, high=10**9),
         help="with --loop: stop after this many readings",
     )
     p.add_argument("--record", type=_path, metavar="FILE", help="write the session as a capture (format v1)")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the wire traffic with timestamps")
+    add_verbosity(p, verbose_help="show the wire traffic with timestamps")
     m = p.add_argument_group(
         "publishing to MQTT (Home Assistant)",
         "With --mqtt the reader reads every --loop seconds (default 60) and publishes each reading; "
@@ -252,10 +212,10 @@ def build_read_parser() -> argparse.ArgumentParser:
         help="also publish the original ME162 project's payload (meter_import, meter_export, ...) here, "
         "e.g. /halixon",
     )
-    m.add_argument("--uart-channel", type=_whole(low=0, high=255), default=1)
+    m.add_argument("--uart-channel", type=whole(low=0, high=255), default=1)
     m.add_argument(
         "--queue",
-        type=_whole(low=1, high=10**6),
+        type=whole(low=1, high=10**6),
         default=1000,
         help="readings kept while the broker is unreachable (default 1000; the oldest is dropped)",
     )
@@ -383,10 +343,9 @@ def run_read(argv: list[str]) -> int:
     import logging
     import time
 
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(message)s", stream=sys.stderr
-    )
-    if not args.verbose:
+    level = log_level(args, default=logging.WARNING)
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    if level > logging.DEBUG:
         logging.getLogger("me162.wire").setLevel(logging.WARNING)
     try:
         publisher = publisher_from(args)

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from me162.protocol.cliargs import OneLineParser, add_verbosity, log_level, number, tcp_port, whole
 from me162.protocol.errors import Me162Error
 from me162.protocol.version import __version__
 from me162.simulator.profile import builtin_profiles, load_profile
@@ -43,20 +44,41 @@ class _Server(Protocol):
     def stop(self) -> None: ...
 
 
+SPEED = number(low=0.0, high=1000.0, low_open=True)
+
+
+def record_dir_problem(path: Path | None) -> str | None:
+    """Why --record DIR cannot be used, or None: found before anything starts, so that no
+    server thread dies on it later while the process stays up."""
+    if path is None:
+        return None
+    if path.exists() and not path.is_dir():
+        return f"--record {path}: not a folder (sessions are recorded as one capture file each into a folder)"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        return f"--record {path}: cannot create the folder: {e.strerror}"
+    if not os.access(path, os.W_OK):
+        return f"--record {path}: the folder is not writable"
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="me162-sim",
         description="Serve virtual IEC 62056-21 meters (Iskra ME162 and others).",
         epilog="Other commands: 'me162-sim replay CAPTURE' serves a recorded session, 'me162-sim tap --device DEV' "
-        "records a real probe through a pty, 'me162-sim capture show|export FILE' looks at captures; each has --help.",
+        "records a real probe through a pty, 'me162-sim capture show|export FILE' looks at captures; each has --help. "
+        "Exit codes: 0 stopped by SIGTERM or done; 1 --pty-fix cannot be built; 2 bad options, profile, scenario or "
+        "capture; 3 a port could not be opened or a file written; 130 interrupted (Ctrl-C).",
     )
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (default)")
     where.add_argument(
-        "--tcp", type=int, metavar="PORT", help="serve raw TCP on 127.0.0.1:PORT (0: any free port)"
+        "--tcp", type=tcp_port, metavar="PORT", help="serve raw TCP on 127.0.0.1:PORT (0: any free port)"
     )
-    where.add_argument("--rfc2217", type=int, metavar="PORT", help="serve RFC 2217 on 127.0.0.1:PORT")
+    where.add_argument("--rfc2217", type=tcp_port, metavar="PORT", help="serve RFC 2217 on 127.0.0.1:PORT")
     p.add_argument(
         "--link",
         type=Path,
@@ -66,9 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--profile", default="me162", help="built-in profile name or a profile file (default me162)"
     )
-    p.add_argument("--count", type=int, default=1, help="serve N meters, each its own (default 1)")
-    p.add_argument("--speed", type=float, default=1.0, help="run the clock N times faster than real time")
-    p.add_argument("--seed", type=int, default=0, help="seed of the register model and reaction times")
+    p.add_argument(
+        "--count", type=whole(low=1, high=1000), default=1, help="serve N meters, each its own (default 1)"
+    )
+    p.add_argument("--speed", type=SPEED, default=1.0, help="run the clock N times faster than real time")
+    p.add_argument(
+        "--seed",
+        type=whole(low=0, high=2**63 - 1),
+        default=0,
+        help="seed of the register model and reaction times",
+    )
     p.add_argument("--clock", help="the meter clock's start, ISO date-time (default: now)")
     p.add_argument("--frozen", action="store_true", help="registers keep the profile's values")
     p.add_argument("--parity-bit", action="store_true", help="carry 7E1 as 8N1 with the parity in bit 7")
@@ -83,10 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="apply a fault scenario: a built-in one by name (--list-scenarios) or a file (repeatable)",
     )
     p.add_argument(
-        "--chaos", type=int, metavar="SEED", help="random faults from the catalogue, reproducible from SEED"
+        "--chaos",
+        type=whole(low=0, high=2**63 - 1),
+        metavar="SEED",
+        help="random faults from the catalogue, reproducible from SEED",
     )
     p.add_argument(
-        "--rate", type=float, default=0.1, help="with --chaos: the chance a transmission is hit (default 0.1)"
+        "--rate",
+        type=number(low=0.0, high=1.0),
+        default=0.1,
+        help="with --chaos: the chance a transmission is hit (default 0.1)",
     )
     p.add_argument("--list-profiles", action="store_true", help="list the built-in profiles and exit")
     p.add_argument(
@@ -101,31 +136,37 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="list the built-in fault scenarios with their purpose and exit",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log the wire traffic with timestamps")
+    add_verbosity(p, verbose_help="log the wire traffic with timestamps")
     return p
 
 
 def build_replay_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="me162-sim replay",
         description="Serve the meter side of a capture with its recorded timing and speeds.",
+        epilog="Exit codes: 0 stopped by SIGTERM; 2 bad options or capture; 3 a port could not be opened; "
+        "130 interrupted (Ctrl-C).",
     )
     p.add_argument("capture", type=Path, help="a capture file (format v1)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--pty", action="store_true", help="serve on a pseudo-terminal (default)")
-    where.add_argument("--tcp", type=int, metavar="PORT")
-    where.add_argument("--rfc2217", type=int, metavar="PORT")
+    where.add_argument("--tcp", type=tcp_port, metavar="PORT")
+    where.add_argument("--rfc2217", type=tcp_port, metavar="PORT")
     p.add_argument("--link", type=Path, metavar="PATH", help="make PATH a symlink to the pty")
-    p.add_argument("--speed", type=float, default=1.0, help="run the clock N times faster than real time")
+    p.add_argument("--speed", type=SPEED, default=1.0, help="run the clock N times faster than real time")
     p.add_argument(
         "--record", type=Path, metavar="DIR", help="record what happens (mismatches included) into DIR"
     )
-    p.add_argument("-v", "--verbose", action="store_true")
+    add_verbosity(p)
     return p
 
 
 def build_capture_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="me162-sim capture", description="Look at and convert captures.")
+    p = OneLineParser(
+        prog="me162-sim capture",
+        description="Look at and convert captures.",
+        epilog="Exit codes: 0 done; 2 not a capture (the file and line are named); 3 a file cannot be read or written.",
+    )
     sub = p.add_subparsers(dest="action", required=True)
     s = sub.add_parser("show", help="print a readable timeline")
     s.add_argument("file", type=Path)
@@ -194,12 +235,11 @@ def capture_main(argv: list[str]) -> int:
 def replay_main(argv: list[str]) -> int:
     args = build_replay_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(message)s",
-        stream=sys.stderr,
+        level=log_level(args, default=logging.INFO), format="%(asctime)s %(message)s", stream=sys.stderr
     )
-    if args.speed <= 0:
-        print("me162-sim replay: --speed must be positive", file=sys.stderr)
+    problem = record_dir_problem(args.record)
+    if problem:
+        print(f"me162-sim replay: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         from me162.protocol.capture import read_capture
@@ -214,8 +254,10 @@ def replay_main(argv: list[str]) -> int:
 
 
 def tap_main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
-        prog="me162-sim tap", description="Put a pty in front of a real probe and record the session."
+    p = OneLineParser(
+        prog="me162-sim tap",
+        description="Put a pty in front of a real probe and record the session.",
+        epilog="Exit codes: 0 stopped by Ctrl-C or SIGTERM; 2 bad options; 3 the probe or the file cannot be opened.",
     )
     p.add_argument("--device", required=True, help="the real probe's port, e.g. /dev/ttyUSB0")
     p.add_argument("--link", type=Path, metavar="PATH", help="make PATH a symlink to the tap's pty")
@@ -231,12 +273,21 @@ def tap_main(argv: list[str]) -> int:
         return EXIT_PORT
     print(tap.tty, flush=True)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     tap.start()
     logging.info("tapping %s; recording into %s; stop with Ctrl-C", args.device, args.record)
     stop.wait()
     tap.stop()
+    if stopped_by and stopped_by[0] == signal.SIGINT:
+        print(f"me162-sim tap: stopped by SIGINT; the session is in {args.record}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -260,9 +311,7 @@ def _main(argv: list[str]) -> int:
         return capture_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(message)s",
-        stream=sys.stderr,
+        level=log_level(args, default=logging.INFO), format="%(asctime)s %(message)s", stream=sys.stderr
     )
     if args.list_scenarios:
         from me162 import fixtures
@@ -285,13 +334,12 @@ def _main(argv: list[str]) -> int:
             prof = load_profile(name)
             print(f"{name:10} {prof.identification.raw:24} mode {prof.mode}  {prof.description}")
         return 0
-    if args.count < 1 or args.speed <= 0:
-        print("me162-sim: --count must be at least 1 and --speed positive", file=sys.stderr)
+    problem = record_dir_problem(args.record)
+    if problem:
+        print(f"me162-sim: {problem}", file=sys.stderr)
         return EXIT_USAGE
     try:
         clock = datetime.fromisoformat(args.clock) if args.clock else None
-        if not 0.0 <= args.rate <= 1.0:
-            raise ValueError("--rate must lie between 0 and 1")
         from me162 import fixtures
         from me162.simulator.faults import load_scenario
 
@@ -348,8 +396,10 @@ def serve(options: MeterOptions, args: argparse.Namespace, *, count: int) -> int
             s.stop()
         return EXIT_USAGE
     stop = threading.Event()
+    stopped_by: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
         stop.set()
 
     signal.signal(signal.SIGINT, on_signal)
@@ -361,6 +411,9 @@ def serve(options: MeterOptions, args: argparse.Namespace, *, count: int) -> int
     stop.wait()
     for s in servers:
         s.stop()
+    if stopped_by and stopped_by[0] == signal.SIGINT:
+        print("me162-sim: stopped by SIGINT", file=sys.stderr)
+        return 130
     return 0
 
 
