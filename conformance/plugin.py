@@ -287,7 +287,7 @@ def me162_meter_factory(request: pytest.FixtureRequest) -> Iterator[Factory]:
     """Make virtual meters; every one is stopped when the test ends.
 
     ``factory(profile="me162", *, transport="pty", speed=None, scenarios=(), frozen=True,
-    seed=0, replay=None, chaos=None, link=None)``: transport is ``pty``, ``tcp``,
+    seed=0, replay=None, loop=False, chaos=None, link=None)``: transport is ``pty``, ``tcp``,
     ``tcp-parity`` or ``rfc2217``; scenarios are built-in names or files; replay is a built-in
     capture name or file; chaos is (seed, rate); speed defaults to the session's
     (``--me162-speed``).
@@ -302,7 +302,7 @@ def me162_meter_factory(request: pytest.FixtureRequest) -> Iterator[Factory]:
 
     def make(profile: str = "me162", *, transport: str = "pty", speed: float | None = None,
              scenarios: tuple[str | Path, ...] | list[str | Path] = (), frozen: bool = True, seed: int = 0,
-             replay: str | Path | None = None, chaos: tuple[int, float] | None = None,
+             replay: str | Path | None = None, loop: bool = False, chaos: tuple[int, float] | None = None,
              link: str | Path | None = None) -> VirtualMeter:  # fmt: skip
         if transport not in ("pty", "tcp", "tcp-parity", "rfc2217"):
             raise ValueError(f"transport must be pty, tcp, tcp-parity or rfc2217, not {transport!r}")
@@ -318,6 +318,7 @@ def me162_meter_factory(request: pytest.FixtureRequest) -> Iterator[Factory]:
             replay=None
             if replay is None
             else (Path(replay) if Path(replay).is_file() else data.capture(str(replay))),
+            loop=loop,
         )
         server: PtyMeter | TcpMeter
         if transport == "pty":

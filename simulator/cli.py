@@ -6,7 +6,7 @@
     me162-sim --pty --scenario fixtures/scenarios/bcc-corrupt-readout.yaml [--chaos SEED --rate P]
     me162-sim --list-profiles
     LD_PRELOAD=$(me162-sim --pty-fix) my-reader /dev/pts/N   # a reader on glibc: see --pty-fix
-    me162-sim replay CAPTURE [--pty|--tcp PORT|--rfc2217 PORT] [--speed N]
+    me162-sim replay CAPTURE [--pty|--tcp PORT|--rfc2217 PORT] [--speed N] [--loop]
     me162-sim tap --device /dev/ttyUSB0 [--link PATH] [--record FILE]
     me162-sim capture show FILE
     me162-sim capture export --pcapng FILE [-o OUT]
@@ -155,6 +155,11 @@ def build_replay_parser() -> argparse.ArgumentParser:
     p.add_argument("--link", type=Path, metavar="PATH", help="make PATH a symlink to the pty")
     p.add_argument("--speed", type=SPEED, default=1.0, help="run the clock N times faster than real time")
     p.add_argument(
+        "--loop",
+        action="store_true",
+        help="serve the recording again and again: a request after the last recorded session starts the first",
+    )
+    p.add_argument(
         "--record", type=Path, metavar="DIR", help="record what happens (mismatches included) into DIR"
     )
     add_verbosity(p)
@@ -249,7 +254,7 @@ def replay_main(argv: list[str]) -> int:
     except Me162Error as e:
         print(f"me162-sim replay: {e}", file=sys.stderr)
         return EXIT_USAGE
-    options = MeterOptions(speed=args.speed, record=args.record, replay=args.capture)
+    options = MeterOptions(speed=args.speed, record=args.record, replay=args.capture, loop=args.loop)
     return serve(options, args, count=1)
 
 

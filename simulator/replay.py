@@ -23,7 +23,7 @@ from me162.protocol.chars import ACK
 from me162.protocol.errors import CaptureError
 from me162.protocol.frames import Identification
 from me162.protocol.framing import MAX_BLOCK, MAX_LINE, AckRule, Kind, Message
-from me162.protocol.line import INITIAL_BAUD, LineSettings
+from me162.protocol.line import INITIAL_BAUD, T_R_MAX, LineSettings
 from me162.simulator.clock import in_force
 from me162.simulator.events import Did, MeterEvent, Sent
 from me162.simulator.meter import MessageReceiver, State, Transmit
@@ -83,9 +83,12 @@ def build_script(capture: Capture) -> list[ReplaySession]:
 class ReplayMeter:
     """Serves the meter side of a capture (see the module docstring)."""
 
-    def __init__(self, capture: Capture, profile: Profile) -> None:
+    def __init__(self, capture: Capture, profile: Profile, *, loop: bool = False, speed: float = 1.0) -> None:
         self.capture = capture
         self.profile = profile
+        self.loop = loop  #: after the last recorded session, a request starts the first again
+        self.speed = speed  #: the time scale the replay runs at (for the time-scale hint)
+        self.scale_hint_given = False
         self.sessions = build_script(capture)
         self.session_index = -1
         self.step_index = 0
@@ -101,7 +104,7 @@ class ReplayMeter:
         self._speeds: list[tuple[float, int]] = [(0.0, first)]
 
     @classmethod
-    def from_file(cls, path: str | Path) -> ReplayMeter:
+    def from_file(cls, path: str | Path, *, loop: bool = False, speed: float = 1.0) -> ReplayMeter:
         from me162.simulator.profile import Profile as P
 
         capture = read_capture(path)
@@ -110,7 +113,7 @@ class ReplayMeter:
             ident = Identification.from_line(ident_line)
         except Exception:
             ident = Identification("REP", "5", "REPLAY")
-        return cls(capture, P(name=f"replay:{Path(path).name}", identification=ident))
+        return cls(capture, P(name=f"replay:{Path(path).name}", identification=ident), loop=loop, speed=speed)
 
     # --- the Meter interface the link uses -------------------------------------------------------
 
@@ -166,6 +169,24 @@ class ReplayMeter:
     def _event(self, kind: Did, detail: str, *, message: Message | None = None, error: bool = False) -> None:
         self.events.append(MeterEvent(self.now, kind, detail, message, error))
 
+    def _check_time_scale(self, message: Message) -> None:
+        """A reader that answers the identification later than the standard allows, on a
+        replay run faster than real time, is most likely a real-time reader: say so once."""
+        took = (
+            self.now - len(message.data) * LineSettings(self.uart_baud(self.now)).char_time - self.busy_until
+        )
+        if self.speed <= 1.0 or took <= T_R_MAX or self.scale_hint_given:
+            return
+        self.scale_hint_given = True
+        hint = (
+            f"the reader answered the identification {took:.2f} s after it (the standard allows {T_R_MAX:g} s): "
+            f"that is {took / self.speed:.2f} s of real time at --speed {self.speed:g}; a reader at real time "
+            f"needs the same time scale (me162-read --speed {self.speed:g}) or a replay at --speed 1"
+        )
+        log.warning("%s", hint)
+        self.mismatches.append(hint)
+        self._event(Did.MISMATCH, hint)
+
     def _mismatch(self, why: str, got: bytes, expected: bytes) -> None:
         detail = f"{why}: got {got[:40]!r}" + (f", the recording has {expected[:40]!r}" if expected else "")
         self.mismatches.append(detail)
@@ -180,17 +201,16 @@ class ReplayMeter:
             )
             return
         if message.kind is Kind.REQUEST:
-            nxt = next(
-                (
-                    j
-                    for j in range(self.session_index + 1, len(self.sessions))
-                    if self.sessions[j].steps[0].expect == msg
-                ),
-                None,
-            )
+            order = list(range(self.session_index + 1, len(self.sessions)))
+            if self.loop:
+                order += range(0, self.session_index + 1)
+            nxt = next((j for j in order if self.sessions[j].steps[0].expect == msg), None)
             if nxt is None:
-                self._mismatch("a request the rest of the recording does not have", msg, b"")
+                again = "" if self.loop else " (me162-sim replay --loop serves the recording again)"
+                self._mismatch(f"a request the rest of the recording does not have{again}", msg, b"")
                 return
+            if nxt <= self.session_index:
+                self._event(Did.REPLAY, f"the recording starts over at session {nxt + 1} (--loop)")
             self.session_index, self.step_index = nxt, 0
         if message.is_break and message.bcc_ok:  # a break ends any session; the meter never answers it
             self._event(Did.REPLAY, "the reader signed off with B0")
@@ -202,6 +222,8 @@ class ReplayMeter:
             self._mismatch("the recording starts with a request", msg, self.sessions[0].steps[0].expect)
             return
         steps = self.sessions[self.session_index].steps
+        if message.kind is Kind.OPTION_SELECT:
+            self._check_time_scale(message)
         if (
             message.kind is Kind.OPTION_SELECT
             and self.step_index < len(steps)

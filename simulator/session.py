@@ -38,6 +38,7 @@ class MeterOptions:
     parity_bit: bool = False
     record: Path | None = None  #: folder to write a capture of every session into
     replay: Path | None = None  #: serve the meter side of this capture instead of a profile
+    loop: bool = False  #: replay: after the last recorded session, serve the first again
     scenarios: list[Path] = field(default_factory=list)  #: fault scenario files
     chaos: tuple[int, float] | None = None  #: (seed, rate): random faults from the catalogue
     interceptors: list[Callable[..., object]] = field(default_factory=list)
@@ -127,7 +128,7 @@ class Served:
         if meter is None and options.replay is not None:
             from me162.simulator.replay import ReplayMeter
 
-            meter = ReplayMeter.from_file(options.replay)
+            meter = ReplayMeter.from_file(options.replay, loop=options.loop, speed=options.speed)
         if meter is None:
             meter = Meter(
                 options.load(),

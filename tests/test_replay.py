@@ -340,3 +340,28 @@ def test_tap_cli_records_a_reading(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
     assert p.returncode == 3 and "cannot open /dev/does-not-exist" in p.stderr
+
+
+def test_replay_loop_serves_the_recording_again(tmp_path: Path) -> None:
+    path = CAPTURES / "ME162_5.capture.jsonl"  # one readout session
+    with PtyMeter(MeterOptions(speed=SPEED, replay=path, loop=True)) as pm:
+        for _ in range(3):
+            res = read_once(PortOptions(pm.path, time_scale=SPEED), ReaderConfig(), retries=0)
+            assert res.readout is not None and res.readout.bcc_valid
+            time.sleep(0.1)
+        assert not pm.served.meter.mismatches  # type: ignore[attr-defined]
+    with PtyMeter(MeterOptions(speed=SPEED, replay=path)) as pm:
+        read_once(PortOptions(pm.path, time_scale=SPEED), ReaderConfig(), retries=0)
+        time.sleep(0.1)
+        with pytest.raises(Me162Error):
+            read_once(PortOptions(pm.path, time_scale=SPEED), ReaderConfig(), retries=0)
+        assert "replay --loop" in pm.served.meter.mismatches[0]  # type: ignore[attr-defined]
+
+
+def test_a_real_time_reader_on_a_fast_replay_is_told_in_one_line() -> None:
+    path = CAPTURES / "ME162_5.capture.jsonl"
+    with PtyMeter(MeterOptions(speed=10.0, replay=path)) as pm:
+        with pytest.raises(Me162Error):
+            read_once(PortOptions(pm.path, time_scale=1.0), ReaderConfig(), retries=0)
+        hints = [m for m in pm.served.meter.mismatches if "time scale" in m]  # type: ignore[attr-defined]
+    assert len(hints) == 1 and "--speed 10" in hints[0], hints
