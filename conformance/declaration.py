@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from me162.protocol.errors import ConfigError
+from me162.protocol.schema import Located, check, toml_lines
 
 PLACEHOLDERS = {"port", "speed", "registers", "password", "address", "here", "cache", "python"}
 MODES = {"A", "B", "C", "D"}
@@ -132,7 +133,8 @@ def find_declaration(name_or_path: str | Path) -> Path:
 def load_declaration(path: str | Path) -> Declaration:
     p = find_declaration(path).resolve()
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except OSError as e:
         raise ConfigError(f"cannot read the reader declaration {path}: {e.strerror}") from None
     except UnicodeDecodeError:
@@ -140,8 +142,12 @@ def load_declaration(path: str | Path) -> Declaration:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
 
+    lines = toml_lines(text)
+    check(Located(data, lines), "declaration", str(path))  # every structural error at once
+
     def fail(key: str, message: str) -> ConfigError:
-        return ConfigError(f"{path}: {key}: {message}")
+        at = lines.get(tuple(key.split(".")), lines.get(tuple(key.split(".")[:1]), 1))
+        return ConfigError(f"{path}:{at}: {key}: {message}")
 
     reader = data.get("reader")
     if not isinstance(reader, dict):

@@ -148,6 +148,9 @@ def iter_capture(lines: Iterator[str], where: str) -> Capture:
                 raise CaptureError(
                     f"{where}:{n}: capture format version {obj.get('version')!r} is not supported (this is version {VERSION})"
                 )
+            from me162.protocol.schema import Located, check  # jsonschema only for files read
+
+            check(Located(obj, {(): n}), "capture-header", where, error=CaptureError)
             header = obj
             continue
         ev = _check_event(obj, f"{where}:{n}")

@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
         "which a real serial port never does (docs/serial-port.md); exit 1 if it cannot be built",
     )
     p.add_argument(
+        "--schema",
+        choices=["profile", "scenario", "declaration", "capture-header"],
+        help="print the path of a file format's JSON Schema and exit (for editors: "
+        "'# yaml-language-server: $schema=PATH' at the top of a profile or scenario)",
+    )
+    p.add_argument(
         "--list-scenarios",
         action="store_true",
         help="list the built-in fault scenarios with their purpose and exit",
@@ -324,6 +330,11 @@ def _main(argv: list[str]) -> int:
 
         for name, path in fixtures.scenarios().items():
             print(f"{name:36} {load_scenario(path).purpose}")
+        return 0
+    if args.schema:
+        from me162.protocol.schema import schema_path
+
+        print(schema_path(args.schema))
         return 0
     if args.pty_fix:
         from me162.simulator import ptyfix

@@ -28,6 +28,7 @@ from me162.protocol.bcc import xor7
 from me162.protocol.errors import ConfigError
 from me162.protocol.frames import Command, ErrorMessage
 from me162.protocol.line import INITIAL_BAUD, STANDARD_BAUDS, add_parity
+from me162.protocol.schema import check, load_yaml
 from me162.simulator.events import Sent, Wire, WireEvent
 from me162.simulator.link import Link
 from me162.simulator.meter import Meter, Transmit
@@ -35,26 +36,118 @@ from me162.simulator.meter import Meter, Transmit
 log = logging.getLogger(__name__)
 
 MESSAGES = {"identification", "readout", "operand", "reply", "error", "nak", "ack", "break", "push", "any"}
-ACTIONS: dict[str, set[str]] = {
-    "corrupt_bcc": set(),
-    "set_bcc": {"value"},
-    "flip": {"at", "mask"},
-    "drop": {"at", "count"},
-    "insert": {"at", "bytes"},
-    "duplicate": {"at", "count"},
-    "noise": {"at", "bytes", "count"},
-    "truncate": {"keep"},
-    "delay": {"seconds"},
-    "silent": set(),
-    "answer": {"with"},
-    "speed": {"baud"},
-    "late_switch": {"bytes"},
-    "parity_bit": set(),
-    "parity_error": {"at"},
-    "partial_blocks": {"size"},
-    "drop_line": {"seconds"},
-    "reset": {"keep"},
+_WHOLE: dict[str, Any] = {
+    "type": ["integer", "string"],
+    "description": "a whole number >= 0 (or its text, e.g. 0x10)",
 }
+_HEX: dict[str, Any] = {"type": "string", "description": "bytes as hex text, e.g. '7f 7f'"}
+_SECONDS: dict[str, Any] = {"type": "number", "minimum": 0}
+
+#: The fault actions, each with the JSON Schema of its parameters: the scenario schema
+#: (``scenario_schema()``, shipped as protocol/schemas/scenario.schema.json) is made from this.
+ACTIONS: dict[str, dict[str, dict[str, Any]]] = {
+    "corrupt_bcc": {},
+    "set_bcc": {"value": {"type": "integer", "minimum": 0, "maximum": 255}},
+    "flip": {"at": _WHOLE, "mask": {"type": "integer", "minimum": 1, "maximum": 255}},
+    "drop": {"at": _WHOLE, "count": _WHOLE},
+    "insert": {"at": _WHOLE, "bytes": _HEX},
+    "duplicate": {"at": _WHOLE, "count": _WHOLE},
+    "noise": {"at": _WHOLE, "bytes": _HEX, "count": _WHOLE},
+    "truncate": {"keep": _WHOLE},
+    "delay": {"seconds": _SECONDS},
+    "silent": {},
+    "answer": {"with": {"enum": ["nak", "error"]}},
+    "speed": {"baud": {"enum": [300, 600, 1200, 2400, 4800, 9600, 19200]}},
+    "late_switch": {"bytes": _WHOLE},
+    "parity_bit": {},
+    "parity_error": {"at": _WHOLE},
+    "partial_blocks": {"size": {"type": "integer", "minimum": 1}},
+    "drop_line": {"seconds": _SECONDS},
+    "reset": {"keep": _WHOLE},
+}
+REQUIRED: dict[str, list[str]] = {
+    "set_bcc": ["value"],
+    "insert": ["bytes"],
+    "truncate": ["keep"],
+    "delay": ["seconds"],
+    "answer": ["with"],
+    "speed": ["baud"],
+    "partial_blocks": ["size"],
+    "drop_line": ["seconds"],
+}
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema of a scenario file, made from the action registry."""
+    actions = []
+    for name, params in ACTIONS.items():
+        actions.append(
+            {
+                "if": {"properties": {"action": {"const": name}}},
+                "then": {
+                    "properties": {"action": True, **params},
+                    "additionalProperties": False,
+                    "required": ["action", *REQUIRED.get(name, [])],
+                },
+            }
+        )
+    whole = {"type": "integer", "minimum": 0}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://me162.invalid/schemas/scenario.schema.json",
+        "title": "me162 fault scenario",
+        "description": "Scripted, seeded faults for the virtual meter (docs/scenarios.md).",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["faults"],
+        "properties": {
+            "name": {"type": "string"},
+            "purpose": {
+                "type": "string",
+                "description": "what the scenario tests (built-in scenarios have one)",
+            },
+            "reference": {"type": "string", "description": "where the behaviour comes from"},
+            "profile": {"type": "string", "description": "the profile it needs (default me162)"},
+            "faults": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["do"],
+                    "properties": {
+                        "when": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "message": {"enum": sorted(MESSAGES)},
+                                "command": {"type": "string"},
+                                "register": {"type": ["string", "number"]},
+                                "nth": whole,
+                                "every": whole,
+                                "session_every": whole,
+                                "after": _SECONDS,
+                                "count": whole,
+                            },
+                        },
+                        "do": {
+                            "oneOf": [
+                                {"enum": sorted(ACTIONS)},
+                                {
+                                    "type": "object",
+                                    "required": ["action"],
+                                    "properties": {"action": {"enum": sorted(ACTIONS)}},
+                                    "allOf": actions,
+                                },
+                            ]
+                        },
+                    },
+                },
+            },
+        },
+    }
+
+
 TRIGGER_KEYS = {"message", "command", "register", "nth", "every", "session_every", "after", "count"}
 
 
@@ -147,25 +240,13 @@ def _int(value: Any) -> int | None:
 
 
 def parse_scenario(text: str, where: str) -> Scenario:
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise ConfigError(
-            f"{where}:{mark.line + 1 if mark else 1}: not valid YAML: {getattr(e, 'problem', e)}"
-        ) from None
-    marks = _Marks(where)
-    if node is None:
+    located = load_yaml(text, where)
+    if located.data is None:
         raise ConfigError(f"{where}:1: the scenario is empty")
-    doc = marks.to_py(node)
-    if not isinstance(doc, dict):
-        raise marks.fail((), "a scenario is a mapping with name, purpose, reference and faults")
-    for key in doc:
-        if key not in {"name", "purpose", "reference", "profile", "faults"}:
-            raise marks.fail((key,), "unknown key (known: faults, name, profile, purpose, reference)")
-    for key in ("name", "purpose", "reference"):
-        if not isinstance(doc.get(key), str) or not doc[key].strip():
-            raise marks.fail((key,), "is required: a line of text")
+    check(located, "scenario", where)  # every structural error at once, with lines
+    marks = _Marks(where)
+    marks.lines = located.lines
+    doc = located.data
     faults_raw = doc.get("faults")
     if not isinstance(faults_raw, list) or not faults_raw:
         raise marks.fail(("faults",), "is required: a list of faults, each with 'when' and 'do'")
@@ -228,8 +309,14 @@ def parse_scenario(text: str, where: str) -> Scenario:
                 raise marks.fail((*path, "do", k), f"{action} takes no parameter {k!r} (it takes: {allowed})")
         _check_params(action, params, marks, (*path, "do"))
         faults.append(Fault(trigger, action, params, f"{where}:{marks.lines.get(path, 1)}"))
+    name = doc.get("name") or Path(where).name.removesuffix(".yaml").removesuffix(".yml")
     return Scenario(
-        doc["name"], doc["purpose"], doc["reference"], tuple(faults), str(doc.get("profile", "me162")), where
+        name,
+        doc.get("purpose") or "",
+        doc.get("reference") or "",
+        tuple(faults),
+        str(doc.get("profile", "me162")),
+        where,
     )
 
 

@@ -9,15 +9,15 @@ Errors name the file and the key that is wrong.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from me162.protocol.errors import ConfigError, IdentificationError
 from me162.protocol.frames import Identification
+from me162.protocol.schema import Located, check, load_yaml
 
 PROFILE_PACKAGE = "me162.simulator"
 #: Where a register's value comes from. Power sources give kW, or W when the unit is "W".
@@ -130,20 +130,22 @@ def load_profile(name_or_path: str | Path) -> Profile:
 
 
 class _Doc:
-    """Typed access to a YAML mapping with errors that name the file and the key."""
+    """Typed access to a YAML mapping (already checked against the profile schema) with errors
+    that name the file, the line and the key."""
 
-    def __init__(self, data: Any, where: str, path: str = "") -> None:
+    def __init__(
+        self, data: Any, where: str, path: tuple[str, ...] = (), located: Located | None = None
+    ) -> None:
         if not isinstance(data, dict):
-            raise ConfigError(f"{where}: {path or 'the profile'} must be a mapping")
+            raise ConfigError(f"{where}: {'.'.join(path) or 'the profile'} must be a mapping")
         self.data: dict[str, Any] = data
         self.where = where
         self.path = path
-
-    def key(self, k: str) -> str:
-        return f"{self.path}.{k}" if self.path else k
+        self.located = located
 
     def fail(self, k: str, msg: str) -> ConfigError:
-        return ConfigError(f"{self.where}: {self.key(k)}: {msg}")
+        at = f"{self.located.line((*self.path, k))}" if self.located else "1"
+        return ConfigError(f"{self.where}:{at}: {'.'.join((*self.path, k))}: {msg}")
 
     def get(self, k: str, typ: type | tuple[type, ...], default: Any = None, required: bool = False) -> Any:
         if k not in self.data or self.data[k] is None:
@@ -159,12 +161,7 @@ class _Doc:
         return v
 
     def sub(self, k: str) -> _Doc:
-        return _Doc(self.data.get(k) or {}, self.where, self.key(k))
-
-    def check_keys(self, allowed: set[str]) -> None:
-        for k in self.data:
-            if k not in allowed:
-                raise self.fail(str(k), f"unknown key (known: {', '.join(sorted(allowed))})")
+        return _Doc(self.data.get(k) or {}, self.where, (*self.path, k), self.located)
 
 
 def _range(doc: _Doc, k: str, default: tuple[float, float]) -> tuple[float, float]:
@@ -178,22 +175,20 @@ def _range(doc: _Doc, k: str, default: tuple[float, float]) -> tuple[float, floa
     raise doc.fail(k, f"must be seconds or [low, high], not {v!r}")
 
 
+@lru_cache(maxsize=64)
 def parse_profile(text: str, where: str) -> Profile:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}:{line}: not valid YAML: {getattr(e, 'problem', e)}") from None
-    doc = _Doc(data, where)
-    doc.check_keys(
-        {"name", "description", "sources", "identification", "mode", "address", "serial", "registers",
-         "readout", "readable", "programming", "push", "timings", "quirks", "energy", "installation", "clock"}
-    )  # fmt: skip
+    """A profile from its YAML text (``where`` names it in errors).  The same text is read once
+    per process: a hundred meters of one profile share one frozen Profile."""
+    located = load_yaml(text, where)
+    if located.data is None:
+        raise ConfigError(f"{where}:1: the profile is empty")
+    check(located, "profile", where)  # every structural error at once, with lines
+    doc = _Doc(located.data, where, (), located)
+    line = located.line
     try:
         ident = Identification.from_line(doc.get("identification", str, required=True))
     except IdentificationError as e:
-        raise doc.fail("identification", str(e)) from None
+        raise ConfigError(f"{where}:{line(('identification',))}: identification: {e}") from None
     mode = doc.get("mode", str, ident.mode if ident.mode != "E" else "C")
     if mode not in ("A", "B", "C", "D"):
         raise doc.fail("mode", f"must be A, B, C or D, not {mode!r}")
@@ -212,7 +207,6 @@ def parse_profile(text: str, where: str) -> Profile:
             regs[str(address)] = RegisterSpec(str(address), "fixed", str(spec))
             continue
         sd = rdoc.sub(str(address))
-        sd.check_keys({"source", "value", "tariff", "format", "unit", "billing"})
         source = sd.get("source", str, "fixed")
         if source not in SOURCES:
             raise sd.fail("source", f"unknown source {source!r} (known: {', '.join(sorted(SOURCES))})")
@@ -238,17 +232,14 @@ def parse_profile(text: str, where: str) -> Profile:
             raise doc.fail("readable", f"register {a!r} is not defined under registers")
 
     pd = doc.sub("programming")
-    pd.check_keys({"password", "operand", "write", "error_text", "reply_with_address", "partial_block_size"})
     write = pd.get("write", str, "error")
     if write not in ("ack", "error", "nak"):
         raise pd.fail("write", f"must be ack, error or nak, not {write!r}")
     push = doc.sub("push")
-    push.check_keys({"interval", "baud"})
     if mode == "D" and "interval" not in push.data:
         raise push.fail("interval", "a mode D profile needs the push interval in seconds")
 
     td = doc.sub("timings")
-    td.check_keys({"identification", "readout", "operand", "reply", "option_timeout", "inactivity_timeout"})
     timings = Timings(
         _range(td, "identification", Timings.identification),
         _range(td, "readout", Timings.readout),
@@ -266,7 +257,6 @@ def parse_profile(text: str, where: str) -> Profile:
         raise td.fail("option_timeout", "t_t must satisfy 1.5 s < t_t <= 2.2 s")
 
     qd = doc.sub("quirks")
-    qd.check_keys({"nak_after_stray_ack", "no_programming_at_300", "deaf_without_b0", "fallback_readout"})
     quirks = Quirks(
         qd.get("nak_after_stray_ack", bool, False),
         qd.get("no_programming_at_300", bool, False),
@@ -274,7 +264,6 @@ def parse_profile(text: str, where: str) -> Profile:
         qd.get("fallback_readout", bool, True),
     )
     ed = doc.sub("energy")
-    ed.check_keys({"import", "export", "tariffs"})
 
     def tariff_map(k: str) -> dict[int, float]:
         raw = ed.get(k, dict, {1: 0.0, 2: 0.0})
@@ -289,7 +278,6 @@ def parse_profile(text: str, where: str) -> Profile:
     except (TypeError, ValueError):
         raise ed.fail("tariffs", "must be a list of [start_hour, tariff]") from None
     inst = doc.sub("installation")
-    inst.check_keys({"seed", "base_load_kw", "peak_load_kw", "solar_peak_kw"})
     clock = doc.get("clock", (str, datetime))
     if isinstance(clock, str):
         try:

@@ -127,10 +127,14 @@ def test_a_reader_that_cannot_start_is_inconclusive(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[claims]\n", "reader: a [reader] table"),
+        ("[claims]\n", "r.toml:1: reader: is required"),
         (
             '[reader]\nname = "x"\ncommand = "my-reader {port}"\n',
-            "must be a list of arguments (never a shell line)",
+            "r.toml:3: reader.command: must be array, not str 'my-reader {port}' (a list of arguments (never a shell line)",
+        ),
+        (
+            '[reader]\nname = "x"\ncomand = ["r", "{port}"]\n',
+            "r.toml:3: reader.comand: unknown key; did you mean 'command'?",
         ),
         ('[reader]\nname = "x"\ncommand = ["r"]\n', "must contain {port}"),
         ('[reader]\nname = "x"\ncommand = ["r", "{port}", "{colour}"]\n', "unknown placeholder {colour}"),

@@ -4,6 +4,7 @@ seeded chaos, and what a pyserial client on a pty sees of each scenario."""
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from datetime import datetime
 from pathlib import Path
@@ -11,14 +12,22 @@ from pathlib import Path
 import pytest
 import serial
 
-from me162.protocol import DataMessage, OptionSelect
+from me162.protocol import DataMessage, OptionSelect, schema
 from me162.protocol.bcc import xor7
 from me162.protocol.capture import read_capture
 from me162.protocol.errors import ConfigError
 from me162.protocol.frames import Command
 from me162.protocol.line import add_parity
 from me162.simulator.events import Did, Sent
-from me162.simulator.faults import ACTIONS, Fault, FaultInjector, Trigger, load_scenario, parse_scenario
+from me162.simulator.faults import (
+    ACTIONS,
+    Fault,
+    FaultInjector,
+    Trigger,
+    load_scenario,
+    parse_scenario,
+    scenario_schema,
+)
 from me162.simulator.meter import Transmit
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
@@ -178,21 +187,25 @@ def test_a_seed_reproduces_the_same_faults_byte_for_byte() -> None:
 
 
 BAD = [
-    ("name: x\n", ":1: purpose: is required"),
-    ("name: x\npurpose: p\nreference: r\nfaults: []\n", ":4: faults: is required"),
+    ("name: x\n", ":1: faults: is required"),  # purpose and reference: built-in scenarios only
+    ("name: x\npurpose: p\nreference: r\nfaults: []\n", ":4: faults: must not be empty"),
     (
         "name: x\npurpose: p\nreference: r\nfaults:\n  - when: {message: readout}\n    do: {action: explode}\n",
-        ":6: faults.0.do.action: unknown action 'explode'",
+        ":6: faults.0.do.action: must be one of answer, corrupt_bcc,",
     ),
     (
         "name: x\npurpose: p\nreference: r\nfaults:\n  - when: {message: radout}\n    do: silent\n",
-        ":5: faults.0.when.message: unknown message 'radout'",
+        ":5: faults.0.when.message: must be one of ack, any, break, error, identification, nak, operand, push, readout, "
+        "reply, not 'radout'; did you mean 'readout'?",
     ),
     (
         "name: x\npurpose: p\nreference: r\nfaults:\n  - when: {nth: 0}\n    do: silent\n",
         ":5: faults.0.when.nth: must be a whole number >= 1",
     ),
-    ("name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: delay}\n", "delay needs seconds >= 0"),
+    (
+        "name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: delay}\n",
+        ":5: faults.0.do.seconds: is required",
+    ),
     (
         "name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: speed, baud: 1234}\n",
         "faults.0.do.baud: must be one of 300",
@@ -200,12 +213,36 @@ BAD = [
     ("name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: insert, bytes: zz}\n", "must be hex text"),
     (
         "name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: flip, colour: red}\n",
-        "flip takes no parameter 'colour'",
+        ":5: faults.0.do.colour: unknown key (known: action, at, mask)",
     ),
-    ("name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: truncate}\n", "truncate needs keep"),
+    (
+        "name: x\npurpose: p\nreference: r\nfaults:\n  - do: {action: truncate}\n",
+        ":5: faults.0.do.keep: is required",
+    ),
     ("name: x\npurpose: p\nreference: r\ncolour: red\nfaults:\n  - do: silent\n", ":4: colour: unknown key"),
     ("name: [unclosed\n", "not valid YAML"),
 ]
+
+
+def test_every_error_of_a_scenario_at_once_and_a_shipped_schema_that_matches_the_registry() -> None:
+    text = "name: x\nfaults:\n  - when: {mesage: readout}\n    do: {action: delay}\n  - do: {action: flip, mask: 0}\n"
+    with pytest.raises(ConfigError) as e:
+        parse_scenario(text, "bad.yaml")
+    assert str(e.value).splitlines() == [
+        "bad.yaml:3: faults.0.when.mesage: unknown key; did you mean 'message'?",
+        "bad.yaml:4: faults.0.do.seconds: is required",
+        "bad.yaml:5: faults.1.do.mask: 0 is less than the minimum of 1",
+    ]
+    shipped = json.loads((Path(schema.__file__).parent / "schemas" / "scenario.schema.json").read_text())
+    assert shipped == scenario_schema(), (
+        "protocol/schemas/scenario.schema.json is stale: run tools/gen_docs.py"
+    )
+
+
+def test_built_in_scenarios_say_what_they_test_and_where_it_comes_from() -> None:
+    for path in SCENARIOS:
+        s = load_scenario(path)
+        assert s.purpose.strip() and s.reference.strip(), path
 
 
 @pytest.mark.parametrize(("text", "message"), BAD)
@@ -230,7 +267,7 @@ def test_nothing_starts_with_a_bad_scenario(tmp_path: Path) -> None:
     )
     assert (
         p.returncode == 2
-        and "bad.yaml:6: faults.0.do.action: unknown action 'explode'" in p.stderr
+        and "bad.yaml:6: faults.0.do.action: must be one of answer," in p.stderr
         and not p.stdout
     )
 
@@ -346,7 +383,7 @@ def test_chaos_options_are_checked() -> None:
         [sys.executable, "-m", "me162.simulator.cli", "--pty", "--chaos", "1", "--rate", "2"],
         capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
-    assert p.returncode == 2 and "--rate must lie between 0 and 1" in p.stderr
+    assert p.returncode == 2 and "argument --rate: must be at least 0 and at most 1" in p.stderr
 
 
 def test_a_sign_on_during_a_readout_that_never_switched_is_not_heard_and_nothing_overlaps() -> None:

@@ -51,16 +51,36 @@ GOOD = "name: x\nidentification: /ABC5X\nregisters:\n  1.8.0: '1'\nreadout: [1.8
         ),
         (GOOD + "timings: {option_timeout: 3}\n", "timings.option_timeout: t_t must satisfy"),
         (GOOD + "mode: B\n", "mode: mode B contradicts"),
-        (GOOD + "programming: {write: maybe}\n", "programming.write: must be ack, error or nak"),
+        (
+            GOOD + "programming: {write: maybe}\n",
+            "my.yaml:6: programming.write: must be one of ack, error, nak",
+        ),
         (GOOD + "quirks: {nak_after_stray_ack: 3}\n", "quirks.nak_after_stray_ack: must be bool"),
-        ("name: x\nserial: [unclosed\n", "line 3: not valid YAML"),
-        (GOOD.replace("'1'", "{source: moon}"), "registers.1.8.0.source: unknown source 'moon'"),
+        ("name: x\nserial: [unclosed\n", "my.yaml:3: not valid YAML"),
+        (
+            GOOD.replace("'1'", "{source: moon}"),
+            "my.yaml:4: registers.1.8.0.source: must be one of absolute,",
+        ),
+        (GOOD + "timmings: {readout: 0.3}\n", "my.yaml:6: timmings: unknown key; did you mean 'timings'?"),
     ],
 )
 def test_bad_profiles_name_file_and_key(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as e:
         parse_profile(text, "my.yaml")
     assert str(e.value).startswith("my.yaml") and message in str(e.value)
+
+
+def test_every_schema_error_of_a_profile_at_once_with_its_line() -> None:
+    text = GOOD + "colour: red\nprogramming: {write: maybe, pasword: x}\nquirks:\n  deaf_without_b0: 3\n"
+    with pytest.raises(ConfigError) as e:
+        parse_profile(text, "my.yaml")
+    assert str(e.value).splitlines() == [
+        "my.yaml:6: colour: unknown key (known: address, clock, description, energy, identification, installation, "
+        "mode, name, programming, push, quirks, readable, readout, registers, serial, sources, timings)",
+        "my.yaml:7: programming.pasword: unknown key; did you mean 'password'?",
+        "my.yaml:7: programming.write: must be one of ack, error, nak, not 'maybe'",
+        "my.yaml:9: quirks.deaf_without_b0: must be boolean, not int 3",
+    ]
 
 
 def test_unknown_profile_and_unreadable_file(tmp_path: Path) -> None:

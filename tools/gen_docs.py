@@ -1,18 +1,20 @@
 """Maintainer tool: regenerate the case table in docs/conformance.md and the scenario table in
-docs/scenarios.md from the catalogue and the fixtures, and publish new case ids in
-conformance/case-ids.json (tests check all three are current; a published id is never changed).
+docs/scenarios.md from the catalogue and the fixtures, the scenario schema from the fault
+action registry (protocol/schemas/scenario.schema.json), and publish new case ids in
+conformance/case-ids.json (tests check all are current; a published id is never changed).
 
     python tools/gen_docs.py
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 from me162 import fixtures
 from me162.conformance.cases import catalogue, markdown_table, publish, registry_problems
-from me162.simulator.faults import load_scenario
+from me162.simulator.faults import load_scenario, scenario_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 START, END = "<!-- cases:start -->", "<!-- cases:end -->"
@@ -48,6 +50,8 @@ def main() -> None:
     publish(cases)
     replace_between(ROOT / "docs" / "conformance.md", START, END, markdown_table(cases))
     replace_between(ROOT / "docs" / "scenarios.md", SSTART, SEND, scenario_table())
+    schema = json.dumps(scenario_schema(), indent=2) + "\n"
+    (ROOT / "protocol" / "schemas" / "scenario.schema.json").write_text(schema)
 
 
 if __name__ == "__main__":
