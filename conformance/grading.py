@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from me162.conformance.suite import CLOCK_VALUE, Outcome, Run, Verdict, clip
+from me162.protocol.datablock import Obis
 from me162.protocol.frames import addresses_match
 from me162.protocol.framing import Kind
 from me162.protocol.line import MODE_C_BAUDS, T_T_MIN, LineSettings, mode_c_char
@@ -52,6 +53,9 @@ def ran(o: Outcome, run: Run | None = None) -> V | None:
 
 
 def diff(reported: dict[str, str], expected: dict[str, str]) -> str | None:
+    # IEC 62056-61: the letters of value groups C and D stand for numbers (C.1.0 is 96.1.0, F.F
+    # is 97.97): either spelling of the same address is the same data set
+    reported = {(_spelt_as(a, expected) or a): v for a, v in reported.items()}
     for addr, value in expected.items():
         if addr not in reported:
             renamed = [a for a, v in reported.items() if v == value and a not in expected]
@@ -70,6 +74,14 @@ def diff(reported: dict[str, str], expected: dict[str, str]) -> str | None:
     if extra:
         return f"reported data sets the meter did not send: {', '.join(sorted(extra)[:3])}"
     return None
+
+
+def _spelt_as(addr: str, expected: dict[str, str]) -> str | None:
+    """The expected address that ``addr`` spells with numbers for letters, if any."""
+    if addr in expected:
+        return addr
+    key = Obis.parse(addr)
+    return None if key is None else next((a for a in expected if Obis.parse(a) == key), None)
 
 
 def wire_time(e: WireEvent) -> float:

@@ -301,6 +301,7 @@ def write_bundle(
     results_doc = {
         "reader": decl.name,
         "speed": speed,
+        "real_time": not decl.scales_time,  #: the reader takes no time scale: its meters ran at 1x
         "seed": seed,
         "seconds": round(seconds, 1),
         "results": [

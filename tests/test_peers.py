@@ -48,8 +48,20 @@ def test_pymeterreader_reads_one_line_of_the_readout() -> None:
     ), reason
 
 
-def test_smartmeter_obis_renames_letter_codes() -> None:
-    got = grade("smartmeter-obis", "DATA-01", "LINE-01")
-    assert got["LINE-01"][0] is Verdict.PASS, got
-    verdict, reason = got["DATA-01"]
-    assert verdict is Verdict.FAIL and "it reported 96.1.0 with C.1.0's value" in reason, reason
+def test_smartmeter_obis_reads_the_me162_and_checks_no_bcc() -> None:
+    got = grade("smartmeter-obis", "DATA-01", "FRAME-01")
+    # it reports C.1.0 as 96.1.0 and F.F as 97.97: the same addresses (IEC 62056-61)
+    assert got["DATA-01"][0] is Verdict.PASS, got
+    verdict, reason = got["FRAME-01"]  # a readout with a wrong BCC, reported as good
+    assert verdict is Verdict.FAIL and "accepted a readout with a wrong BCC" in reason, reason
+
+
+def test_letters_and_numbers_of_obis_groups_c_and_d_name_the_same_data_set() -> None:
+    from me162.conformance.grading import diff
+
+    expected = {"C.1.0": "28342193", "F.F": "0000000", "1.8.0": "0033402.264*kWh"}
+    assert diff({"96.1.0": "28342193", "97.97": "0000000", "1.8.0": "0033402.264*kWh"}, expected) is None
+    assert diff({"96.1.0": "28342193", "97.97": "0", "1.8.0": "0033402.264*kWh"}, expected) == (
+        "F.F: reported '0', the meter sent '0000000'"
+    )
+    assert diff({"96.1.1": "28342193", "F.F": "0000000", "1.8.0": "0033402.264*kWh"}, expected) is not None

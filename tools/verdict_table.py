@@ -51,7 +51,8 @@ def table(bundles: list[str]) -> None:
             cells.append(f"{counts['PASS']} pass, {counts['FAIL']} fail" + (f", {counts['NOT-APPLICABLE']} n/a" if counts["NOT-APPLICABLE"] else "")
                          + (f", {counts['INCONCLUSIVE']} inconclusive" if counts["INCONCLUSIVE"] else ""))  # fmt: skip
         print(f"| {g} | " + " | ".join(cells) + " |")
-    print("| time | " + " | ".join(f"{d['seconds']} s at {d['speed']:g}x" for d in docs) + " |")
+    pace = ["real time" if d.get("real_time") else f"{d['speed']:g}x" for d in docs]
+    print("| time | " + " | ".join(f"{d['seconds']} s at {p}" for d, p in zip(docs, pace, strict=True)) + " |")
     print()
     print("| case | " + " | ".join(d["reader"] for d in docs) + " |")
     print("|---|" + "---|" * len(docs))
