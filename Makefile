@@ -9,7 +9,19 @@ PACKAGES := -p me162.protocol -p me162.simulator -p me162.reader -p me162.confor
 
 .PHONY: demo test lint typecheck pytest bench clean install test-deps ha-test conformance-peers
 
+# The demo needs me162 and its runtime dependencies only; the tests add the dev tools.
+RUN_STAMP := $(VENV)/.installed-run-$(FILES_HASH)
+
 install: $(STAMP)
+
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@echo "installing me162 into $(VENV) (log: $(VENV)/install.log)"
+	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@$(BIN)/python -m pip install -q -e . --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1 \
+		|| (cat $(VENV)/install.log; exit 1)
+	@rm -f $(VENV)/.installed-run-*
+	@touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -18,12 +30,12 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1 \
 		|| (cat $(VENV)/install.log; exit 1)
 	@rm -f $(VENV)/.installed-*
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
 
 DEMO_LINK := $(CURDIR)/$(VENV)/ttyME162
 
 # The main job: a virtual ME162 on a pty, read by the reference reader in real time.
-demo: $(STAMP)
+demo: $(RUN_STAMP)
 	@$(BIN)/me162-sim --pty --link $(DEMO_LINK) > /dev/null 2> $(VENV)/demo-sim.log & pid=$$!; \
 	for i in $$(seq 100); do [ -e $(DEMO_LINK) ] && break; sleep 0.05; done; \
 	echo "virtual ME162 on $(DEMO_LINK); reading it with me162-read:"; \
