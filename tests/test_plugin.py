@@ -130,3 +130,24 @@ def test_the_guide_lists_every_fixture_and_option() -> None:
             assert f"`{name}`" in guide, f"{name} is not in docs/pytest-plugin.md"
     for option in re.findall(r'"(--me162-[a-z-]+)"', (ROOT / "conformance" / "plugin.py").read_text()):
         assert f"`{option}" in guide, f"{option} is not in docs/pytest-plugin.md"
+
+
+def test_the_plugin_under_xdist_gives_the_verdicts_of_one_process(tmp_path: Path) -> None:
+    decl = tmp_path / "reader.toml"
+    decl.write_text((ROOT / "conformance" / "readers" / "me162-read.toml").read_text())
+    (tmp_path / "test_own.py").write_text("")
+    picked = ["FRAME-01", "FRAME-07", "DATA-01", "SESSION-06", "ROBUST-15", "REPLAY-ME162_4", "LINE-03"]
+    verdicts = []
+    for extra in (["-p", "no:xdist"], ["-n", "3"]):
+        bundle = tmp_path / f"bundle{len(verdicts)}"
+        p = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, "--me162-bundle", str(bundle),
+             *(f"reader.toml::{c}" for c in picked)],
+            capture_output=True, text=True, timeout=280, check=False, cwd=tmp_path,
+        )  # fmt: skip
+        assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+        if extra[0] == "-n":
+            assert "bringing up nodes" in p.stdout, p.stdout[-2000:]  # xdist ran it
+        results = json.loads((bundle / "results.json").read_text())["results"]
+        verdicts.append({r["case"]: r["verdict"] for r in results})
+    assert verdicts[0] == verdicts[1] and set(verdicts[0]) == set(picked), verdicts
