@@ -78,6 +78,10 @@ def speed_of(config: pytest.Config) -> float:
 def pytest_configure(config: pytest.Config) -> None:
     reader = config.getoption("--me162-reader")
     if not reader:
+        if config.getoption("--me162-bundle") and not hasattr(config, "workerinput"):
+            # declarations given as paths are collected by xdist's workers, not here: the
+            # bundle learns which from the reports
+            config.pluginmanager.register(_Bundle(config, None), "me162-bundle")
         return
     from me162.conformance.declaration import find_declaration
     from me162.protocol.errors import ConfigError
@@ -171,6 +175,7 @@ class ConformanceItem(pytest.Item):
             ("me162_verdict", result.verdict.value),
             ("me162_reason", result.reason),
             ("me162_seconds", f"{result.seconds:.3f}"),
+            ("me162_declaration", str(self.decl.path)),
         ]
         if result.verdict is Verdict.NOT_APPLICABLE:
             pytest.skip(f"NOT-APPLICABLE: {result.reason}")
@@ -195,7 +200,7 @@ class _Bundle:
     """Collects every case's result as its report comes in (on the xdist controller too, from the
     workers' reports) and writes the results bundle once, at the end."""
 
-    def __init__(self, config: pytest.Config, declaration: Path) -> None:
+    def __init__(self, config: pytest.Config, declaration: Path | None) -> None:
         self.config = config
         self.declaration = declaration
         self.results: list[dict[str, Any]] = []
@@ -209,11 +214,13 @@ class _Bundle:
             if str(k).startswith("me162_")
         }
         if "case" in props:
+            if self.declaration is None and props.get("declaration"):
+                self.declaration = Path(props["declaration"])
             self.results.append({**props, "seconds": float(props["seconds"])})
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         bundle = self.config.getoption("--me162-bundle")
-        if hasattr(self.config, "workerinput") or not (bundle and self.results):
+        if hasattr(self.config, "workerinput") or not (bundle and self.results) or self.declaration is None:
             return
         from me162.conformance.cases import catalogue
         from me162.conformance.declaration import load_declaration
