@@ -1,90 +1,217 @@
-"""Benchmark: pacing accuracy of the virtual meter on a pty, and how many meters one process
-serves at 9600 Bd with that accuracy kept.
+"""Benchmark: how exactly the virtual meter paces its bytes on a pty, beside a yardstick, and
+what idle meters cost.
 
-For each readout a pyserial client timestamps every byte as it arrives; the deviation of a
-byte is its arrival time minus when its stop bit was due (first byte aligned), in character
-times.  Reported: median and 95th percentile of |deviation| for one meter at 300 and 9600 Bd,
-then p95 at 9600 Bd for 1, 2, 4, 8, 16 meters served by one process at once.
+A client in another process (one thread, one select loop over every port, so its timestamps
+do not wait for a GIL) signs on to each meter at 300 Bd, sends ACK 0 5 0, switches to 9600 Bd
+and timestamps every byte of the readout as it arrives.  A byte's error is its arrival minus
+when it was due: the readout's first byte plus i character times (10 bits at 9600 Bd).
+Reported: p50 and p99 of |error| in milliseconds and in character times, for 1 meter and for
+N meters served by one process at once.
 
-    python bench/bench_pacing.py [--max-meters N]
+The yardstick: one thread in one process writing each byte of the same readout to plain ptys
+exactly when due (sleeping in select until then), read by the same client: what a pty and a
+Python thread can do at best on this machine.
+
+Idle: the CPU share of a process serving N meters that no reader has opened.
+
+    python bench/bench_pacing.py [--meters 1,10,100] [--idle 100]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
+import select
 import statistics
+import subprocess
+import sys
+import termios
 import threading
 import time
 from datetime import datetime
 
-import serial
-
-from me162.protocol.frames import OptionSelect
-from me162.simulator.pty_transport import PtyMeter
-from me162.simulator.session import MeterOptions
+CHAR = 10 / 9600
 
 
-def one_readout(path: str, baud: int, out: list[float]) -> None:
-    port = serial.Serial(path, 300, bytesize=7, parity="E", timeout=5)
-    port.write(b"/?!\r\n")
-    port.read_until(b"\r\n")
-    z = "5" if baud == 9600 else "0"
-    port.write(OptionSelect("0", z, "0").to_bytes())
-    time.sleep(0.2 + 0.005)
-    if baud != 300:  # setting the speed the pty already has fails with EINVAL (glibc)
-        port.baudrate = baud
-    stamps: list[float] = []
-    data = bytearray()
-    while not (len(data) >= 2 and data[-2] == 0x03):
-        chunk = port.read(1)
-        if not chunk:
-            break
-        stamps.append(time.monotonic())
-        data += chunk
-    port.write(b"")
-    port.close()
-    char = 10 / baud
-    devs = [abs((t - stamps[0]) - i * char) / char for i, t in enumerate(stamps)]
-    out.extend(devs)
+# --- the client (a process of its own) ----------------------------------------------------------
 
 
-def measure(n: int, baud: int) -> dict[str, float]:
-    meters = [
-        PtyMeter(MeterOptions(clock_start=datetime(2026, 6, 21, 12)), index=i).start() for i in range(n)
-    ]
-    results: list[list[float]] = [[] for _ in range(n)]
-    threads = [
-        threading.Thread(target=one_readout, args=(m.path, baud, results[i])) for i, m in enumerate(meters)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    for m in meters:
-        m.stop()
-    devs = sorted(d for r in results for d in r)
-    if not devs:
-        return {"meters": n, "baud": baud, "bytes": 0}
+def client(paths: list[str], sign_on: bool) -> list[list[float]]:
+    """Read one readout from each port; the arrival times of its bytes, per port."""
+    import serial
+
+    ports = [serial.Serial(p, 300 if sign_on else 9600, bytesize=7, parity="E", timeout=0) for p in paths]
+    fds = [int(p.fileno()) for p in ports]
+    state = ["ident" if sign_on else "data"] * len(ports)
+    buf = [bytearray() for _ in ports]
+    stamps: list[list[float]] = [[] for _ in ports]
+    switch_at = [0.0] * len(ports)
+    if sign_on:
+        for p in ports:
+            p.write(b"/?!\r\n")
+    deadline = time.monotonic() + 120
+    while any(s != "done" for s in state) and time.monotonic() < deadline:
+        now = time.monotonic()
+        for i, p in enumerate(ports):
+            if state[i] == "ack" and now >= switch_at[i]:
+                p.baudrate = 9600
+                state[i] = "data"
+        waits = [switch_at[i] - now for i in range(len(ports)) if state[i] == "ack"]
+        live = [fds[i] for i in range(len(ports)) if state[i] in ("ident", "data")]
+        ready, _, _ = select.select(live, [], [], max(0.0, min(waits, default=0.05)))
+        t = time.monotonic()
+        for i, p in enumerate(ports):
+            if fds[i] not in ready:
+                continue
+            chunk = os.read(fds[i], 4096)
+            if state[i] == "ident":
+                buf[i] += chunk
+                if buf[i].endswith(b"\r\n"):
+                    p.write(b"\x06050\r\n")
+                    switch_at[i] = time.monotonic() + 6 * 10 / 300 + 0.005
+                    state[i] = "ack"
+                    buf[i].clear()
+            elif state[i] == "data":
+                stamps[i].extend([t] * len(chunk))
+                buf[i] += chunk
+                if len(buf[i]) >= 2 and buf[i][-2] == 0x03:
+                    state[i] = "done"
+    for p in ports:
+        p.close()
+    return stamps
+
+
+def client_main() -> None:
+    paths = sys.argv[2].split(",")
+    print(json.dumps(client(paths, sys.argv[3] == "sign-on")))
+
+
+def run_client(paths: list[str], sign_on: bool) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--client", ",".join(paths), "sign-on" if sign_on else "plain"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def errors(stamps: list[list[float]]) -> list[float]:
+    out = []
+    for s in stamps:
+        out += [abs((t - s[0]) - i * CHAR) for i, t in enumerate(s)]
+    return sorted(out)
+
+
+def summary(label: str, n: int, errs: list[float]) -> dict[str, object]:
+    if not errs:
+        return {"bench": "pacing", "what": label, "meters": n, "bytes": 0}
+    p99 = errs[int(0.99 * (len(errs) - 1))]
     return {
+        "bench": "pacing",
+        "what": label,
         "meters": n,
-        "baud": baud,
-        "bytes": len(devs),
-        "median_dev_chars": round(statistics.median(devs), 3),
-        "p95_dev_chars": round(devs[int(0.95 * (len(devs) - 1))], 3),
-        "max_dev_chars": round(devs[-1], 3),
+        "bytes": len(errs),
+        "p50_ms": round(statistics.median(errs) * 1000, 3),
+        "p99_ms": round(p99 * 1000, 3),
+        "p99_chars": round(p99 / CHAR, 2),
+    }
+
+
+# --- me162 and the yardstick --------------------------------------------------------------------
+
+
+def me162(n: int, *, hub: bool = True) -> dict[str, object]:
+    """n meters served as ``me162-sim --count n`` serves them: one thread for all (PtyHub), or
+    with ``hub=False`` a thread each (PtyMeter.start, as the conformance suite runs one)."""
+    from me162.simulator.pty_transport import PtyHub, PtyMeter
+    from me162.simulator.session import MeterOptions
+
+    meters = [PtyMeter(MeterOptions(clock_start=datetime(2026, 6, 21, 12)), index=i) for i in range(n)]
+    servers = [PtyHub(meters).start()] if hub else [m.start() for m in meters]
+    try:
+        proc = run_client([m.path for m in meters], True)
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        for server in servers:
+            server.stop()
+    return summary("me162" if hub else "me162, a thread per meter", n, errors(json.loads(out)))
+
+
+def readout() -> bytes:
+    """The virtual ME162's readout message, as it sends it."""
+    from me162.protocol import DataMessage
+    from me162.simulator.meter import Meter
+    from me162.simulator.profile import load_profile
+
+    m = Meter(load_profile("me162"), clock_start=datetime(2026, 6, 21, 12))
+    return bytes(DataMessage(m.readout_block()).to_bytes())
+
+
+def yardstick(n: int) -> dict[str, object]:
+    """One thread writes each byte to plain ptys when it is due."""
+    data = readout()
+    pairs = [os.openpty() for _ in range(n)]
+    paths = [os.ttyname(s) for _, s in pairs]
+    for _, s in pairs:
+        attrs = termios.tcgetattr(s)
+        attrs[3] &= ~(termios.ICANON | termios.ECHO)
+        termios.tcsetattr(s, termios.TCSANOW, attrs)
+    proc = run_client(paths, False)
+    time.sleep(1.0)  # the client has opened every port
+    start = time.monotonic() + 0.05
+
+    def write() -> None:
+        for i, b in enumerate(data):
+            due = start + (i + 1) * CHAR
+            while (left := due - time.monotonic()) > 0:
+                select.select([], [], [], left)
+            for master, _ in pairs:
+                os.write(master, bytes([b]))
+
+    t = threading.Thread(target=write)
+    t.start()
+    t.join()
+    out, _ = proc.communicate(timeout=180)
+    for m, s in pairs:
+        os.close(m)
+        os.close(s)
+    return summary("yardstick", n, errors(json.loads(out)))
+
+
+def idle(n: int) -> dict[str, object]:
+    from me162.simulator.pty_transport import PtyHub, PtyMeter
+    from me162.simulator.session import MeterOptions
+
+    hub = PtyHub([PtyMeter(MeterOptions(), index=i) for i in range(n)]).start()
+    time.sleep(1.0)
+    r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    time.sleep(5.0)
+    r1, t1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    hub.stop()
+    cpu = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
+    return {
+        "bench": "pacing",
+        "what": "idle meters",
+        "meters": n,
+        "cpu_percent_of_a_core": round(cpu / (t1 - t0) * 100, 2),
     }
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--client"]:
+        client_main()
+        return
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--max-meters", type=int, default=16)
+    p.add_argument("--meters", default="1,10,100")
+    p.add_argument("--idle", type=int, default=100)
     args = p.parse_args()
-    print(json.dumps({"bench": "pacing", **measure(1, 300)}))
-    n = 1
-    while n <= args.max_meters:
-        print(json.dumps({"bench": "pacing", **measure(n, 9600)}))
-        n *= 2
+    for n in (int(x) for x in args.meters.split(",")):
+        print(json.dumps(me162(n)), flush=True)
+        if n > 1:
+            print(json.dumps(me162(n, hub=False)), flush=True)
+        print(json.dumps(yardstick(n)), flush=True)
+    print(json.dumps(idle(args.idle)), flush=True)
 
 
 if __name__ == "__main__":

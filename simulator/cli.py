@@ -411,6 +411,10 @@ def serve(options: MeterOptions, args: argparse.Namespace, *, count: int) -> int
         for s in servers:
             s.stop()
         return EXIT_USAGE
+    if count > 1 and args.tcp is None and args.rfc2217 is None:
+        from me162.simulator.pty_transport import PtyHub, PtyMeter
+
+        servers = [PtyHub([m for m in servers if isinstance(m, PtyMeter)])]  # one thread serves them all
     stop = threading.Event()
     stopped_by: list[int] = []
 

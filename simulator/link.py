@@ -80,6 +80,10 @@ class Link:
         self._m2r = _Path(self.reader_settings_at, self._deliver_to_reader)
         self._meter_tx: list[tuple[float, float]] = []  #: (start, end) of the meter's transmissions
         self._meter_events_seen = 0
+        #: nothing happens before this virtual time unless the reader acts (None: not known):
+        #: advancing to an earlier time only moves the clock, which a transport does on every
+        #: look (at 9600 Bd a meter is looked at every character time)
+        self._calm_until: float | None = None
 
     def _reader_default(self) -> LineSettings:
         return LineSettings(300, 8, "N", 1) if self.parity_bit else LineSettings(300)
@@ -100,6 +104,7 @@ class Link:
     def reader_configure(self, settings: LineSettings, at: float) -> None:
         """The reader set its UART (speed, and where the transport carries it, the format)."""
         self.advance(at)
+        self._calm_until = None
         if settings != self.reader_settings:
             self._reader_history.append((at, settings))
             self._note(WireEvent(at, Wire.SETTINGS, R2M, baud=settings.baud, detail=settings.describe()))
@@ -115,6 +120,7 @@ class Link:
         has when that byte starts, so a speed change before the queue is empty garbles the rest.
         """
         self.advance(at)
+        self._calm_until = None
         if not self._tx_queue:
             self.reader_tx_free = max(at, self.reader_tx_free)
         if data:
@@ -162,6 +168,9 @@ class Link:
 
     def advance(self, to: float) -> None:
         """Run everything that happens up to virtual time ``to``."""
+        if self._calm_until is not None and to < self._calm_until:
+            self.now = max(self.now, to)
+            return
         self._materialize(to)
         while True:
             candidates = [
@@ -182,6 +191,8 @@ class Link:
         self._collect_meter()
         self._m2r.process(to)
         self.now = max(self.now, to)
+        nxt = self.next_event()
+        self._calm_until = float("inf") if nxt is None else nxt
 
     # --- internals --------------------------------------------------------------------------
 

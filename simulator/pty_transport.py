@@ -42,10 +42,12 @@ import errno
 import fcntl
 import functools
 import logging
+import math
 import os
 import select
 import struct
 import termios
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,6 +69,47 @@ TIOCPKT_IOCTL = 0x40
 _SPEEDS = {getattr(termios, f"B{b}"): b for b in (50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400,
                                                   4800, 9600, 19200, 38400, 57600, 115200, 230400)}  # fmt: skip
 CLOSED_POLL = 0.02
+
+
+class OpenWatch:
+    """inotify's IN_OPEN on the slave: while no reader holds the port, the meter's thread sleeps
+    until one opens it (an idle meter costs nothing), instead of looking every CLOSED_POLL.
+    Where inotify is missing, :meth:`create` gives None and the meter looks every CLOSED_POLL."""
+
+    IN_OPEN = 0x20
+
+    def __init__(self, libc: Any, fd: int) -> None:
+        self.libc = libc
+        self.fd = fd
+
+    @classmethod
+    def create(cls, path: str) -> OpenWatch | None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+        except (OSError, AttributeError):
+            return None
+        if fd < 0:
+            return None
+        watch = cls(libc, fd)
+        if not watch.watch(path):
+            watch.close()
+            return None
+        return watch
+
+    def watch(self, path: str) -> bool:
+        return int(self.libc.inotify_add_watch(self.fd, path.encode(), self.IN_OPEN)) >= 0
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self.fd, 4096):
+                pass
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
 #: (which flag word, bits, complaint) for everything a reader should have switched off
@@ -228,6 +271,13 @@ class PtyMeter(Background):
         self._wrote = False  #: the reader has written something since it opened the port
         self._rearm_at: float | None = None  #: when to set EXTPROC and IGNBRK again (monotonic)
         self._looked_at = 0.0  #: virtual time of the last look at the pty that found nothing new
+        self._watch = OpenWatch.create(self.path)
+        self._wake_r, self._wake_w = os.pipe()  #: stop() wakes a meter asleep while idle
+        self._own_poll = select.poll()  #: the master alone: is anybody holding the slave?
+        self._own_poll.register(self.master, select.POLLIN)
+        self._idle = False  #: this turn waits on the inotify watch, not the master
+        self._quiet_until = 0.0  #: monotonic: after a reader left, no look at the master before
+        self._pulled_until: float | None = None  #: monotonic: a fault pulled the probe off until
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
 
@@ -248,78 +298,120 @@ class PtyMeter(Background):
 
     def close(self) -> None:
         self._release()
+        if self._watch is not None:
+            self._watch.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         self.served.close()
 
-    # --- the loop -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        super().stop()
+
+    # --- the loop: one turn in two steps, which a loop over many meters interleaves ---------------
 
     def run(self) -> None:
-        poller = select.poll()
-        poller.register(self.master, select.POLLIN)
-        self._lateness = Lateness()
-        self._looked_at = self.served.now()
-        try:
-            self._loop(poller)
-        finally:
-            self._lateness.close()
+        serve_ptys([self], self._stop, self._wake_r, self.ready)
 
-    def _loop(self, poller: select.poll) -> None:
+    def step(self) -> tuple[float, int | None]:
+        """Do what is due now; return how long the loop may wait at most, and the descriptor
+        whose readiness ends the wait for this meter (its master, the inotify watch of an idle
+        meter, or None)."""
         s = self.served
-        self.ready.set()
-        while not self._stop.is_set():
-            if self.reader_open:
-                self._look("poll")
-            out = s.due()
-            if s.link.line_drops and s.link.line_drops[0][0] <= s.now():
-                _, seconds = s.link.line_drops.pop(0)
-                poller.unregister(self.master)
-                self._pull_probe(seconds)
-                poller.register(self.master, select.POLLIN)
-                continue
-            if out and self.reader_open:
-                self._write(out)
-            wait = s.wake_in()
-            if self.reader_open and self.state is not None and not self.state.extproc:
-                wait = min(wait, OPEN_POLL)
-            if self._rearm_at is not None:
-                wait = max(0.0, min(wait, self._rearm_at - time.monotonic()))
-            try:
-                events = poller.poll(wait * 1000)
-            except (OSError, ValueError):
-                return
-            if events:  # what the reader did while this thread waited for a CPU happened earlier
-                s.woke(self._looked_at, self._lateness.since_mark())
-            flags = events[0][1] if events else 0
-            if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                # Nobody holds the slave: the reader closed the port (or never opened it).
-                # What the reader wrote just before closing (a B0) is still to be read, and a
-                # reader opening the port right now may already have written its request:
-                # process every pending packet, losing nothing, before calling the port closed.
-                if flags & select.POLLIN:
-                    if not self.reader_open:
-                        self._opened()  # a reader that opened, set the port and left at once
-                    self._take_pending()
-                self._closed()
-                self._stop.wait(CLOSED_POLL)
-            elif flags & select.POLLIN:
-                if not self.reader_open:
-                    self._opened()
-                self._take_pending()
-            s.done()
-            self._looked_at = s.now()  # everything the reader did so far is taken
-            self._lateness.mark()
+        now = time.monotonic()
+        if self._pulled_until is not None:
+            if now < self._pulled_until:
+                return self._pulled_until - now, None
+            self._plug_back()
+        if self.reader_open:
+            self._look("poll")
+        out = s.due()
+        if s.link.line_drops and s.link.line_drops[0][0] <= s.now():
+            _, seconds = s.link.line_drops.pop(0)
+            self._pull_off(seconds)
+            return 0.0, None
+        if out and self.reader_open:
+            self._write(out)
+        self._idle = False
+        if now < self._quiet_until:  # a reader just left: look again in a moment
+            return min(s.wake_in(), self._quiet_until - now), None
+        if (
+            not self.reader_open
+            and self._rearm_at is None
+            and self._watch is not None
+            and self._nobody_holds()
+        ):
+            # sleep until a reader opens the port (inotify) or the meter has something due
+            self._idle = True
+            nxt = s.link.next_event()
+            return (math.inf if nxt is None else max(0.0, s.clock.real(nxt - s.now()))), self._watch.fd
+        wait = s.wake_in()
+        if self.reader_open and self.state is not None and not self.state.extproc:
+            wait = min(wait, OPEN_POLL)
+        if self._rearm_at is not None:
+            wait = max(0.0, min(wait, self._rearm_at - now))
+        return wait, self.master
 
-    def _pull_probe(self, seconds: float) -> None:
-        """A fault: the probe is pulled off (the device goes away) and plugged back in."""
+    def _nobody_holds(self) -> bool:
+        events = self._own_poll.poll(0)
+        flags = events[0][1] if events else 0
+        return bool(flags & select.POLLHUP) and not flags & select.POLLIN
+
+    def handle(self, flags: int, late: float) -> None:
+        """After the wait: take what the reader did (``flags``: the master's poll flags, or for
+        an idle meter whether its watch fired)."""
+        s = self.served
+        if self._pulled_until is not None:
+            return
+        if self._idle:
+            if flags and self._watch is not None:
+                self._watch.drain()
+            s.done()
+            self._looked_at = s.now()
+            return
+        if flags:  # what the reader did while the thread waited for a CPU happened earlier
+            s.woke(self._looked_at, late)
+        if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            # Nobody holds the slave: the reader closed the port (or never opened it).
+            # What the reader wrote just before closing (a B0) is still to be read, and a
+            # reader opening the port right now may already have written its request:
+            # process every pending packet, losing nothing, before calling the port closed.
+            if flags & select.POLLIN:
+                if not self.reader_open:
+                    self._opened()  # a reader that opened, set the port and left at once
+                self._take_pending()
+            self._closed()
+            self._quiet_until = time.monotonic() + CLOSED_POLL
+        elif flags & select.POLLIN:
+            if not self.reader_open:
+                self._opened()
+            self._take_pending()
+        s.done()
+        self._looked_at = s.now()  # everything the reader did so far is taken
+
+    def _pull_off(self, seconds: float) -> None:
+        """A fault: the probe is pulled off (the device goes away), back after ``seconds``."""
         s = self.served
         s.note(Wire.NOTE, f"fault: the probe is pulled off for {seconds} s ({self.device} goes away)")
         self._release()
         if self.reader_open:
             self.reader_open = False
             s.note(Wire.CLOSE, "the probe was pulled off")
-        self._stop.wait(s.clock.real(seconds))
+        self._pulled_until = time.monotonic() + s.clock.real(seconds)
+
+    def _plug_back(self) -> None:
+        self._pulled_until = None
         self.master, self.path, self.link_path, self._handle = open_packet_pty(self.link_path)
+        self._own_poll = select.poll()
+        self._own_poll.register(self.master, select.POLLIN)
+        if self._watch is not None and not self._watch.watch(self.path):
+            self._watch.close()
+            self._watch = None
         self.state = None
-        s.note(Wire.NOTE, f"fault: the probe is back on {self.device}")
+        self.served.note(Wire.NOTE, f"fault: the probe is back on {self.device}")
 
     def _write(self, data: bytes) -> None:
         """Hand bytes to the reader, doing to them what its input flags would."""
@@ -488,3 +580,91 @@ class PtyMeter(Background):
         if not self.port_reports or self.port_reports[-1] != report:
             self.port_reports.append(report)
             s.note(Wire.PORT, f"reader set {state.baud} Bd, {report}")
+
+
+def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: threading.Event) -> None:
+    """Serve meters on their ptys in the calling thread until ``stop`` (and a byte on ``wake``).
+
+    One thread for any number of meters.  Each meter says when it next has something due and
+    which descriptor would wake it sooner (its master, or the inotify watch while idle); the
+    thread sleeps in ``select`` (to the microsecond) until the earliest, then turns only the
+    meters that are due or were woken, so a turn costs what those meters cost, not all of them."""
+    lateness = Lateness()
+    for m in meters:
+        m._looked_at = m.served.now()
+    plans = [m.step() for m in meters]
+    start = time.monotonic()
+    due = [start + w for w, _ in plans]
+    poller = select.poll()
+    polled: list[int] = []
+    ready.set()
+    try:
+        while not stop.is_set():
+            masters = [fd for m, (_, fd) in zip(meters, plans, strict=True) if fd is not None and not m._idle]
+            watches = [fd for m, (_, fd) in zip(meters, plans, strict=True) if fd is not None and m._idle]
+            if masters != polled:
+                poller = select.poll()
+                for fd in masters:
+                    poller.register(fd, select.POLLIN)
+                polled = masters
+            timeout = min(due) - time.monotonic()
+            try:
+                fired: set[int] = set()
+                if timeout > 0:
+                    wait = None if math.isinf(timeout) else timeout
+                    fired = set(select.select([*masters, *watches, wake], [], [], wait)[0])
+                    if wake in fired:
+                        with contextlib.suppress(OSError):
+                            os.read(wake, 64)
+                elif watches:
+                    fired = set(select.select(watches, [], [], 0)[0])
+                flags = dict(poller.poll(0)) if masters else {}
+            except (OSError, ValueError):
+                return
+            late = lateness.since_mark()
+            now = time.monotonic()
+            for i, m in enumerate(meters):
+                target = plans[i][1]
+                if target is None:
+                    got = 0
+                elif m._idle:
+                    got = int(target in fired)
+                else:
+                    got = flags.get(target, 0)
+                if not got and due[i] > now:
+                    continue
+                if m._pulled_until is None:
+                    m.handle(got, late)
+                plans[i] = m.step()
+                due[i] = time.monotonic() + plans[i][0]
+            lateness.mark()
+    finally:
+        lateness.close()
+
+
+class PtyHub(Background):
+    """Many virtual meters, each on its own pty, served by one thread (``me162-sim --count N``).
+    A thread per meter would have them wait for each other's turn at the interpreter; one
+    thread takes each meter's next due time in turn and sleeps until the earliest."""
+
+    def __init__(self, meters: list[PtyMeter]) -> None:
+        super().__init__()
+        self.meters = meters
+        self._wake_r, self._wake_w = os.pipe()
+        self.thread_name = f"me162-pty-hub-{len(meters)}"
+
+    def run(self) -> None:
+        serve_ptys(self.meters, self._stop, self._wake_r, self.ready)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        super().stop()
+
+    def close(self) -> None:
+        for m in self.meters:
+            m.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)

@@ -264,3 +264,36 @@ def test_sim_cli_on_tcp_and_rfc2217(flag: str) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_one_thread_serves_many_meters_and_a_pulled_probe_stalls_none_of_the_others() -> None:
+    import threading
+
+    from me162.reader.driver import PortOptions, read_once
+    from me162.reader.session import ReaderConfig
+    from me162.simulator.pty_transport import PtyHub
+
+    scenario = Path(__file__).resolve().parent.parent / "fixtures" / "scenarios" / "probe-pulled-off.yaml"
+    meters = [
+        PtyMeter(MeterOptions(speed=SPEED, clock_start=datetime(2026, 6, 21, 12), moving=False), index=i)
+        for i in range(4)
+    ]
+    meters.append(PtyMeter(MeterOptions(speed=SPEED, moving=False, scenarios=[scenario]), index=4))
+    results: dict[int, object] = {}
+
+    def read(i: int, m: PtyMeter) -> None:
+        try:
+            res = read_once(PortOptions(m.path, time_scale=SPEED), ReaderConfig(), retries=0)
+            results[i] = res.readout is not None and res.readout.bcc_valid
+        except Exception as e:  # the pulled probe's reader fails: that is its business
+            results[i] = e
+
+    with PtyHub(meters) as hub:
+        assert hub.thread_name.startswith("me162-pty-hub")
+        threads = [threading.Thread(target=read, args=(i, m)) for i, m in enumerate(meters)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert [results[i] for i in range(4)] == [True] * 4, results
+    assert any(e.kind == "note" and "pulled off" in e.detail for e in meters[4].served.link.events)
