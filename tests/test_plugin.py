@@ -137,7 +137,7 @@ def test_the_plugin_under_xdist_gives_the_verdicts_of_one_process(tmp_path: Path
     decl.write_text((ROOT / "conformance" / "readers" / "me162-read.toml").read_text())
     (tmp_path / "test_own.py").write_text("")
     picked = ["FRAME-01", "FRAME-07", "DATA-01", "SESSION-06", "ROBUST-15", "REPLAY-ME162_4", "LINE-03"]
-    verdicts = []
+    verdicts: list[dict[str, str]] = []
     for extra in (["-p", "no:xdist"], ["-n", "3"]):
         bundle = tmp_path / f"bundle{len(verdicts)}"
         p = subprocess.run(

@@ -52,7 +52,9 @@ def table(bundles: list[str]) -> None:
                          + (f", {counts['INCONCLUSIVE']} inconclusive" if counts["INCONCLUSIVE"] else ""))  # fmt: skip
         print(f"| {g} | " + " | ".join(cells) + " |")
     pace = ["real time" if d.get("real_time") else f"{d['speed']:g}x" for d in docs]
-    print("| time | " + " | ".join(f"{d['seconds']} s at {p}" for d, p in zip(docs, pace, strict=True)) + " |")
+    print(
+        "| time | " + " | ".join(f"{d['seconds']} s at {p}" for d, p in zip(docs, pace, strict=True)) + " |"
+    )
     print()
     print("| case | " + " | ".join(d["reader"] for d in docs) + " |")
     print("|---|" + "---|" * len(docs))
