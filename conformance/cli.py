@@ -19,11 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from me162.conformance.cases import GROUPS, Case, catalogue
-from me162.conformance.declaration import load_declaration
-from me162.conformance.report import write_bundle
-from me162.conformance.run import auto_jobs, run_suite, select
-from me162.conformance.suite import Result, Verdict
+from me162.conformance.groups import GROUPS
 from me162.protocol.cliargs import OneLineParser, add_verbosity, log_level, number, whole
 from me162.protocol.errors import Me162Error
 from me162.protocol.version import __version__
@@ -119,6 +115,13 @@ def _main(argv: list[str] | None) -> int:
     if argv[:1] == ["compare"]:
         return _compare(argv[1:])
     args = build_parser().parse_args(argv)
+    # the catalogue, the simulator and the report load once the options are understood
+    from me162.conformance.cases import Case, catalogue
+    from me162.conformance.declaration import load_declaration
+    from me162.conformance.report import write_bundle
+    from me162.conformance.run import auto_jobs, run_suite, select
+    from me162.conformance.suite import Result, Verdict
+
     logging.basicConfig(
         level=log_level(args, default=logging.ERROR, verbose=logging.INFO),
         format="%(message)s",

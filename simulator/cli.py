@@ -32,8 +32,10 @@ from typing import Protocol
 from me162.protocol.cliargs import OneLineParser, add_verbosity, log_level, number, tcp_port, whole
 from me162.protocol.errors import Me162Error
 from me162.protocol.version import __version__
-from me162.simulator.profile import builtin_profiles, load_profile
-from me162.simulator.session import MeterOptions
+
+TYPE_CHECKING = False  # the profile and session modules (YAML, the link) load when a meter is made
+if TYPE_CHECKING:
+    from me162.simulator.session import MeterOptions
 
 EXIT_USAGE = 2
 EXIT_PORT = 3
@@ -260,6 +262,8 @@ def replay_main(argv: list[str]) -> int:
     except Me162Error as e:
         print(f"me162-sim replay: {e}", file=sys.stderr)
         return EXIT_USAGE
+    from me162.simulator.session import MeterOptions
+
     options = MeterOptions(speed=args.speed, record=args.record, replay=args.capture, loop=args.loop)
     return serve(options, args, count=1)
 
@@ -346,6 +350,8 @@ def _main(argv: list[str]) -> int:
         print(lib)
         return 0
     if args.list_profiles:
+        from me162.simulator.profile import builtin_profiles, load_profile
+
         for name in builtin_profiles():
             prof = load_profile(name)
             print(f"{name:10} {prof.identification.raw:24} mode {prof.mode}  {prof.description}")
@@ -363,6 +369,8 @@ def _main(argv: list[str]) -> int:
         for path in args.scenario:
             load_scenario(path)  # nothing starts with a half-understood scenario
         chaos = (args.chaos, args.rate) if args.chaos is not None else None
+        from me162.simulator.session import MeterOptions
+
         options = MeterOptions(
             args.profile,
             args.seed,
