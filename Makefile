@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Strict editable installs link each file, so the install is redone when the set of files changes.
 FILES_HASH := $(shell find protocol simulator reader conformance fixtures -type f ! -name '*.pyc' 2>/dev/null | sort | cksum | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-$(FILES_HASH)
-PACKAGES := -p me162.protocol -p me162.simulator -p me162.reader -p me162.conformance -p me162.fixtures
+PACKAGES := -m me162 -p me162.protocol -p me162.simulator -p me162.reader -p me162.conformance -p me162.fixtures
 
 .PHONY: demo test lint typecheck pytest bench clean install test-deps ha-test conformance-peers
 

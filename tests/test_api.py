@@ -44,3 +44,11 @@ def test_importing_the_cli_does_not_import_the_driver() -> None:
 def test_the_reader_config_default_is_not_shared() -> None:
     a, b = ReaderConfig(), ReaderConfig()
     assert a == b and a is not b
+
+
+def test_the_package_says_its_version() -> None:
+    import importlib.metadata
+
+    import me162
+
+    assert me162.__version__ == importlib.metadata.version("me162")
