@@ -131,7 +131,10 @@ def registers_correctly(o: Outcome, *, errors: tuple[str, ...] = ()) -> V:
         return (Verdict.PASS, "exit 0") if r.exit_code == 0 else (Verdict.FAIL, f"exit {r.exit_code}")
     regs = o.reported_registers(r)
     if regs is None:
-        return Verdict.FAIL, f"exit {r.exit_code}: no 'registers' in the JSON output"
+        if r.exit_code != 0:  # it failed and said why: that is the reason, not the missing JSON
+            last = clip((r.stderr.strip().splitlines() or ["no 'registers' in the JSON output"])[-1])
+            return Verdict.FAIL, f"exit {r.exit_code}: {last}"
+        return Verdict.FAIL, "exit 0: no 'registers' in the JSON output"
     for reg in o.setup.registers:
         got = regs.get(reg)
         if not isinstance(got, dict):

@@ -327,9 +327,17 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
     else:
         server = TcpMeter(options, 0, rfc2217=setup.transport == "rfc2217", meter=meter)
         port = server.url
+    # A fault that fires only from a meter time on (``after``) is meant for the later runs: each
+    # of them starts after that time, however fast the reader and the machine are (run back to
+    # back, a quick reader could finish every run before it and never meet the fault).
+    from me162.simulator.faults import load_scenario
+
+    later = max((f.trigger.after or 0.0 for sc in scenarios for f in load_scenario(sc).faults), default=0.0)
     runs: list[Run] = []
     with server:  # (serving once this returns)
-        for _ in range(setup.runs):
+        for i in range(setup.runs):
+            if i and later and server.served.now() < later:
+                time.sleep(server.served.clock.real(later - server.served.now()) + 0.01)
             argv = decl.argv(
                 port=port,
                 speed=meter_speed,
