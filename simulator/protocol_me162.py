@@ -25,8 +25,6 @@ from me162.protocol.errors import Me162Error
 from me162.protocol.line import LineSettings
 from me162.simulator.clock import ScaledClock
 from me162.simulator.link import Link
-from me162.simulator.meter import Meter
-from me162.simulator.profile import load_profile
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -64,23 +62,27 @@ class Serial(SerialBase):
             raise SerialException("port must be configured before it can be used")
         params = parse_url(self.port)
         try:
-            profile = load_profile(params.get("profile", "me162"))
-            speed = float(params.get("speed", "1"))
-            seed = int(params.get("seed", "0"))
-            clock = datetime.fromisoformat(params["clock"]) if "clock" in params else None
-        except (Me162Error, ValueError) as e:
-            raise SerialException(f"{self.port}: {e}") from None
-        meter = Meter(profile, seed=seed, clock_start=clock, moving=params.get("frozen", "0") != "1")
-        self.clock = ScaledClock(speed)
-        self.link = Link(meter, parity_bit=params.get("parity_bit", "0") == "1", reader=self._settings())
-        try:
-            from me162.simulator.faults import attach, load_scenario
+            from me162 import fixtures
+            from me162.simulator.session import MeterOptions, Served
 
-            scenarios = [load_scenario(p) for p in params.get("scenario", "").split(",") if p]
-            chaos = (int(params["chaos"]), float(params.get("rate", "0.1"))) if "chaos" in params else None
-            attach(self.link, scenarios, chaos=chaos)
+            options = MeterOptions(
+                params.get("profile", "me162"),
+                seed=int(params.get("seed", "0")),
+                speed=float(params.get("speed", "1")),
+                clock_start=datetime.fromisoformat(params["clock"]) if "clock" in params else None,
+                moving=params.get("frozen", "0") != "1",
+                parity_bit=params.get("parity_bit", "0") == "1",
+                scenarios=[fixtures.scenario(p) for p in params.get("scenario", "").split(",") if p],
+                chaos=(int(params["chaos"]), float(params.get("rate", "0.1"))) if "chaos" in params else None,
+            )
+            if not options.speed > 0:
+                raise ValueError(f"speed must be positive, not {params['speed']!r}")
+            # built as every transport builds its meter: profile, faults and clock alike
+            self.served = Served(options, transport="me162", reader=self._settings())
         except (Me162Error, ValueError) as e:
             raise SerialException(f"{self.port}: {e}") from None
+        self.link = self.served.link
+        self.clock = self.served.clock
         self.is_open = True
         self._reconfigure_port()
 

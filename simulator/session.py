@@ -122,6 +122,7 @@ class Served:
         clock: ScaledClock | None = None,
         transport: str = "pty",
         meter: MeterLike | None = None,
+        reader: LineSettings | None = None,
     ) -> None:
         self.options = options
         self.transport = transport
@@ -139,7 +140,8 @@ class Served:
         profile = meter.profile
         self.meter: MeterLike = meter
         self.clock = clock or ScaledClock(options.speed)
-        self.link = Link(self.meter, parity_bit=options.parity_bit)
+        # ``reader``: the reader's UART from the start (a port opened with its settings given)
+        self.link = Link(self.meter, parity_bit=options.parity_bit, reader=reader)
         self.attach_faults()
         self.name = f"{profile.name}#{index}"
         self._logged = 0
