@@ -79,8 +79,13 @@ ha-test: $(STAMP) test-deps
 
 test: lint typecheck pytest ha-test
 
-bench: $(STAMP)
+# The benchmarks measure peers beside me162: pwitab's client (PyPI, the bench extra) and
+# smartmeter-obis (npm, bench/peers/node), installed here when missing.
+bench: $(STAMP) test-deps
 	@$(BIN)/python -m pip install -q -e '.[dev,bench]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1
+	@test -d bench/peers/node/node_modules/smartmeter-obis || { \
+		echo "installing smartmeter-obis (npm) for bench/bench_decode.py"; \
+		cd bench/peers/node && npm ci --no-audit --no-fund --silent; }
 	$(BIN)/python bench/run_all.py
 
 # Re-measure docs/conformance-results.md: the reference reader and the third-party readers

@@ -25,10 +25,14 @@ from me162.conformance.run import auto_jobs, run_suite
 BURN = "import time\nend = time.monotonic() + 600\nwhile time.monotonic() < end: pass\n"
 
 
-def once(jobs: int, speed: float) -> tuple[float, dict[str, str]]:
+def once(jobs: int, speed: float) -> tuple[float, dict[str, str], dict[str, str]]:
     start = time.monotonic()
     results = run_suite(load_declaration("me162-read"), speed=speed, jobs=jobs)
-    return time.monotonic() - start, {r.case_id: r.verdict.value for r in results}
+    return (
+        time.monotonic() - start,
+        {r.case_id: r.verdict.value for r in results},
+        {r.case_id: r.reason for r in results},
+    )
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -45,22 +49,32 @@ def main() -> int:
     p.add_argument("--speed", type=float, default=20.0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
-    jobs = auto_jobs()
-    times: dict[str, list[float]] = {"-j 1": [], f"-j auto ({jobs})": [], f"-j auto ({jobs}), 2 burners": []}
+    # -j auto is decided as me162-check decides it: from the CPUs idle at the start (two burners
+    # beside it leave fewer, so it runs fewer cases at once)
+    times: dict[str, list[float]] = {"-j 1": [], "-j auto": [], "-j auto, 2 burners": []}
+    chosen: dict[str, set[int]] = {name: set() for name in times}
     verdicts: dict[str, dict[str, str]] = {}
-    for _ in range(args.rounds):
+    odd: list[str] = []
+    for rnd in range(args.rounds):
         for name, spent in times.items():
             burners = []
             if "burners" in name:
                 burners = [subprocess.Popen([sys.executable, "-c", BURN]) for _ in range(2)]
+                time.sleep(1.0)  # the burners are running when the CPUs are counted
+            jobs = 1 if name == "-j 1" else auto_jobs()
+            chosen[name].add(jobs)
             try:
-                seconds, v = once(1 if name == "-j 1" else jobs, args.speed)
+                seconds, v, reasons = once(jobs, args.speed)
             finally:
                 for b in burners:
                     b.kill()
                     b.wait()
             spent.append(seconds)
             verdicts.setdefault(name, v)
+            reference = next(iter(verdicts.values()))
+            odd += [
+                f"{name}, round {rnd + 1}: {c} {v[c]}: {reasons[c]}" for c in v if v[c] != reference.get(c)
+            ]
             if v != verdicts[name]:
                 verdicts[name + " (a later round)"] = v
     first = next(iter(verdicts.values()))
@@ -83,6 +97,9 @@ def main() -> int:
     for k, v in summary["seconds"].items():
         print(f"  {k:28} {v['median']:6.1f} s ({v['min']}-{v['max']})")
     print(f"  verdicts: {summary['verdicts']}; differing between the ways and rounds: {differ or 'none'}")
+    print(f"  cases at once: {', '.join(f'{k}: {sorted(v)}' for k, v in chosen.items())}")
+    for line in odd:
+        print(f"    {line}")
     return 0
 
 
