@@ -330,9 +330,8 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
     # A fault that fires only from a meter time on (``after``) is meant for the later runs: each
     # of them starts after that time, however fast the reader and the machine are (run back to
     # back, a quick reader could finish every run before it and never meet the fault).
-    from me162.simulator.faults import load_scenario
-
-    later = max((f.trigger.after or 0.0 for sc in scenarios for f in load_scenario(sc).faults), default=0.0)
+    injector = server.served.faults
+    later = max((f.trigger.after or 0.0 for f in injector.faults), default=0.0) if injector else 0.0
     runs: list[Run] = []
     with server:  # (serving once this returns)
         for i in range(setup.runs):

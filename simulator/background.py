@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 from typing import Self
 
@@ -15,6 +17,15 @@ class Background:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.ready = threading.Event()  #: set by the loop once it is serving
+        self._wake: tuple[int, int] | None = None
+
+    @property
+    def wake_fd(self) -> int:
+        """A descriptor that becomes readable when :meth:`stop` is called: a loop asleep in
+        select or poll includes it and wakes at once (made on first use)."""
+        if self._wake is None:
+            self._wake = os.pipe()
+        return self._wake[0]
 
     def run(self) -> None:  # pragma: no cover - every subclass has its own
         raise NotImplementedError
@@ -37,9 +48,17 @@ class Background:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._wake is not None:
+            with contextlib.suppress(OSError):
+                os.write(self._wake[1], b"x")
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.close()
+        if self._wake is not None:
+            for fd in self._wake:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._wake = None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -65,6 +65,20 @@ def record_dir_problem(path: Path | None) -> str | None:
     return None
 
 
+def stop_signals() -> tuple[threading.Event, list[int]]:
+    """SIGINT and SIGTERM set the event; the list holds the signals that came, first first."""
+    stop = threading.Event()
+    stopped_by: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopped_by.append(signum)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    return stop, stopped_by
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="me162-sim",
@@ -287,15 +301,7 @@ def tap_main(argv: list[str]) -> int:
         print(f"me162-sim tap: {e}", file=sys.stderr)
         return EXIT_PORT
     print(tap.tty, flush=True)
-    stop = threading.Event()
-    stopped_by: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopped_by.append(signum)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop, stopped_by = stop_signals()
     tap.start()
     logging.info("tapping %s; recording into %s; stop with Ctrl-C", args.device, args.record)
     stop.wait()
@@ -423,15 +429,7 @@ def serve(options: MeterOptions, args: argparse.Namespace, *, count: int) -> int
         from me162.simulator.pty_transport import PtyHub, PtyMeter
 
         servers = [PtyHub([m for m in servers if isinstance(m, PtyMeter)])]  # one thread serves them all
-    stop = threading.Event()
-    stopped_by: list[int] = []
-
-    def on_signal(signum: int, frame: object) -> None:
-        stopped_by.append(signum)
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop, stopped_by = stop_signals()
     for s in servers:
         s.start()
     what = f"a replay of {options.replay}" if options.replay else f"{count} {options.profile} meter(s)"

@@ -22,13 +22,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from me162.protocol.bcc import xor7
 from me162.protocol.errors import ConfigError
 from me162.protocol.frames import Command, ErrorMessage
 from me162.protocol.line import INITIAL_BAUD, STANDARD_BAUDS, add_parity
-from me162.protocol.schema import check, load_yaml
+from me162.protocol.schema import Located, check, load_yaml
 from me162.simulator.events import Sent, Wire, WireEvent
 from me162.simulator.link import Link
 from me162.simulator.meter import Meter, Transmit
@@ -195,31 +193,16 @@ class Scenario:
 class _Marks:
     """Line numbers of the YAML nodes, to say where a scenario is wrong."""
 
-    def __init__(self, where: str) -> None:
+    def __init__(self, where: str, located: Located) -> None:
         self.where = where
-        self.lines: dict[tuple[Any, ...], int] = {}
+        self.located = located
 
-    def to_py(self, node: yaml.Node, path: tuple[Any, ...] = ()) -> Any:
-        self.lines[path] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            out = {}
-            for k, v in node.value:
-                key = k.value
-                out[key] = self.to_py(v, (*path, key))
-                self.lines.setdefault((*path, key), k.start_mark.line + 1)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self.to_py(v, (*path, i)) for i, v in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node))
+    def line(self, path: tuple[Any, ...]) -> int:
+        return self.located.line(path)
 
     def fail(self, path: tuple[Any, ...], message: str) -> ConfigError:
-        line = None
-        p: tuple[Any, ...] | None = path
-        while line is None and p is not None:
-            line = self.lines.get(p)
-            p = p[:-1] if p else None
         dotted = ".".join(str(x) for x in path) or "the scenario"
-        return ConfigError(f"{self.where}:{line or 1}: {dotted}: {message}")
+        return ConfigError(f"{self.where}:{self.line(path)}: {dotted}: {message}")
 
 
 def _or(value: int | None, default: int) -> int:
@@ -244,8 +227,7 @@ def parse_scenario(text: str, where: str) -> Scenario:
     if located.data is None:
         raise ConfigError(f"{where}:1: the scenario is empty")
     check(located, "scenario", where)  # every structural error at once, with lines
-    marks = _Marks(where)
-    marks.lines = located.lines
+    marks = _Marks(where, located)
     doc = located.data
     faults_raw = doc.get("faults")
     if not isinstance(faults_raw, list) or not faults_raw:
@@ -308,7 +290,7 @@ def parse_scenario(text: str, where: str) -> Scenario:
                 allowed = ", ".join(sorted(ACTIONS[action])) or "none"
                 raise marks.fail((*path, "do", k), f"{action} takes no parameter {k!r} (it takes: {allowed})")
         _check_params(action, params, marks, (*path, "do"))
-        faults.append(Fault(trigger, action, params, f"{where}:{marks.lines.get(path, 1)}"))
+        faults.append(Fault(trigger, action, params, f"{where}:{marks.line(path)}"))
     name = doc.get("name") or Path(where).name.removesuffix(".yaml").removesuffix(".yml")
     return Scenario(
         name,

@@ -272,7 +272,6 @@ class PtyMeter(Background):
         self._rearm_at: float | None = None  #: when to set EXTPROC and IGNBRK again (monotonic)
         self._looked_at = 0.0  #: virtual time of the last look at the pty that found nothing new
         self._watch = OpenWatch.create(self.path)
-        self._wake_r, self._wake_w = os.pipe()  #: stop() wakes a meter asleep while idle
         self._own_poll = select.poll()  #: the master alone: is anybody holding the slave?
         self._own_poll.register(self.master, select.POLLIN)
         self._idle = False  #: this turn waits on the inotify watch, not the master
@@ -300,21 +299,12 @@ class PtyMeter(Background):
         self._release()
         if self._watch is not None:
             self._watch.close()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
         self.served.close()
-
-    def stop(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-        super().stop()
 
     # --- the loop: one turn in two steps, which a loop over many meters interleaves ---------------
 
     def run(self) -> None:
-        serve_ptys([self], self._stop, self._wake_r, self.ready)
+        serve_ptys([self], self._stop, self.wake_fd, self.ready)
 
     def step(self) -> tuple[float, int | None]:
         """Do what is due now; return how long the loop may wait at most, and the descriptor
@@ -650,21 +640,11 @@ class PtyHub(Background):
     def __init__(self, meters: list[PtyMeter]) -> None:
         super().__init__()
         self.meters = meters
-        self._wake_r, self._wake_w = os.pipe()
         self.thread_name = f"me162-pty-hub-{len(meters)}"
 
     def run(self) -> None:
-        serve_ptys(self.meters, self._stop, self._wake_r, self.ready)
-
-    def stop(self) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-        super().stop()
+        serve_ptys(self.meters, self._stop, self.wake_fd, self.ready)
 
     def close(self) -> None:
         for m in self.meters:
             m.close()
-        for fd in (self._wake_r, self._wake_w):
-            with contextlib.suppress(OSError):
-                os.close(fd)
