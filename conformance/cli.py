@@ -189,6 +189,8 @@ def _main(argv: list[str] | None) -> int:
 
     def show(case: Case, r: Result) -> None:
         print(f"{r.case_id:{width}} {r.verdict.value:14} {r.reason}", flush=True)
+        if r.retimed:
+            print(f"{'':{width}} {'':14} ({r.retimed})", flush=True)
 
     results = run_suite(
         decl, cases, speed=args.speed, seed=args.seed, bundle=args.bundle, progress=show, jobs=jobs

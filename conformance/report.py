@@ -257,7 +257,8 @@ def write_bundle(
     for r in results:
         c = by_id[r.case_id]
         md += [f"### {r.case_id} {c.title}: {r.verdict.value}", "", f"- purpose: {c.purpose}",
-               f"- reference: {c.reference}", f"- reason: {r.reason}", ""]  # fmt: skip
+               f"- reference: {c.reference}", f"- reason: {r.reason}",
+               *([f"- {r.retimed}"] if r.retimed else []), ""]  # fmt: skip
     (bundle / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     # HTML
     group_rows = "".join(
@@ -312,6 +313,7 @@ def write_bundle(
                 "verdict": r.verdict.value,
                 "reason": r.reason,
                 "seconds": round(r.seconds, 2),
+                **({"retimed": r.retimed} if r.retimed else {}),
             }
             for r in results
         ],

@@ -19,6 +19,7 @@ from me162.conformance.declaration import Declaration
 from me162.conformance.grading import ran
 from me162.conformance.suite import Result, Verdict, cannot_start, clip, could_not_start, execute
 from me162.protocol.errors import ConfigError, Me162Error
+from me162.simulator.record import Late
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,19 @@ def prepare(decl: Declaration) -> str | None:
     return None
 
 
+#: Runs again, each at a quarter of the time scale before (never below real time), of a case in
+#: which the reader did something just too late (see WireRecord.late) while the lateness keeps
+#: shrinking as a machine's hold does.
+RETIMES = 2
+
+
+def by_design(before: Late | None, now: Late) -> bool:
+    """Whether a reader late again at a quarter of the time scale is late by design: by at
+    least half as much protocol time as before (a hold by the machine would have shrunk to a
+    quarter)."""
+    return before is not None and before.by is not None and now.by is not None and now.by >= before.by / 2
+
+
 def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: Path | None) -> Result:
     why = case.applies(decl)
     if why:
@@ -74,10 +88,28 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
     record = None
     if bundle is not None:
         record = bundle / "captures" / case.id
-        shutil.rmtree(record, ignore_errors=True)
     start = time.monotonic()
+    retimed = ""
     try:
-        outcome = execute(case.setup, decl, speed=speed, seed=seed, record=record)
+        # At 20x the option select must come within 75 ms of real time and the switch within
+        # 15 ms: a reader that missed one by a hair may have been held back by a busy machine.
+        # Such a case runs again slower, where the same hair is a wide margin.  A hold is real
+        # time, so the lateness in protocol time shrinks with the scale; a reader late by design
+        # is as late at every scale, and its verdict is that of the slower run.
+        patience = 1.0
+        before: Late | None = None
+        for attempt in range(RETIMES + 1):
+            if record is not None:
+                shutil.rmtree(record, ignore_errors=True)
+            outcome = execute(case.setup, decl, speed=speed, seed=seed, record=record, patience=patience)
+            late = outcome.late()
+            if late is None or outcome.speed <= 1.0 or attempt == RETIMES or by_design(before, late):
+                break
+            slower = max(1.0, outcome.speed / 4)
+            patience *= outcome.speed / slower
+            retimed = f"run again at {slower:.3g}x: at {outcome.speed:.3g}x {late.what}"
+            log.info("%s: %s", case.id, retimed)
+            speed, before = slower, late
         # a reader the meter heard from did start: a missing file later (its port pulled off) is
         # the case's business, not a missing dependency
         heard = any(e.dir == "r2m" and e.kind == "data" for e in outcome.events)
@@ -103,7 +135,9 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
             f"grading failed: {type(e).__name__}: {e}",
             time.monotonic() - start,
         )
-    return Result(case.id, verdict, reason, time.monotonic() - start, outcome, tuple(outcome.runs))
+    return Result(
+        case.id, verdict, reason, time.monotonic() - start, outcome, tuple(outcome.runs), retimed=retimed
+    )
 
 
 def _worker_logging(level: int) -> None:

@@ -145,6 +145,7 @@ class Result:
     seconds: float = 0.0
     outcome: Outcome | None = None
     runs: tuple[Run, ...] = ()  #: the reader's runs (kept when the outcome is not: from a worker)
+    retimed: str = ""  #: why the case ran again at a slower time scale, if it did
 
 
 def build_meter(setup: Setup, seed: int) -> Meter | None:
@@ -302,8 +303,11 @@ def case_speed(meter: MeterLike, speed: float) -> float:
     return min(speed, max(1.0, meter.tightest_window / MIN_REAL_WINDOW))
 
 
-def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record: Path | None) -> Outcome:
-    """Serve the meter, run the reader (``setup.runs`` times), and collect everything."""
+def execute(
+    setup: Setup, decl: Declaration, *, speed: float, seed: int, record: Path | None, patience: float = 1.0
+) -> Outcome:
+    """Serve the meter, run the reader (``setup.runs`` times, each given ``patience`` times its
+    declared timeout), and collect everything."""
     scenarios = [fixtures.scenario(s) for s in setup.scenarios]
     meter: MeterLike | None = build_meter(setup, seed)
     if meter is None:
@@ -345,7 +349,7 @@ def execute(setup: Setup, decl: Declaration, *, speed: float, seed: int, record:
                 address=setup.address or "",
                 software_parity=setup.transport == "tcp-parity",
             )
-            runs.append(run_command(argv, decl.timeout))
+            runs.append(run_command(argv, decl.timeout * patience))
             settle(server, meter_speed)
         served = server.served
         served.link.advance(served.now())

@@ -10,9 +10,18 @@ conformance suite grades with it, and the pytest fixtures hand it to a reader pr
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from me162.protocol.framing import Kind
+from me162.protocol.line import MODE_C_BAUDS
 from me162.simulator.events import Did, Dir, Sent, Wire, WireEvent
+
+
+class Late(NamedTuple):
+    """Something a reader did too late (:meth:`WireRecord.late`)."""
+
+    what: str
+    by: float | None  #: protocol seconds, where a window's end gives a measure
 
 
 class WireRecord:
@@ -77,6 +86,48 @@ class WireRecord:
         """Whether the last command the meter read was a B0."""
         cmds = self.commands()
         return bool(cmds) and cmds[-1].message is not None and cmds[-1].message.is_break
+
+    def late(self) -> Late | None:
+        """What the reader did just too late, if anything: an option select that came
+        after the meter had given up waiting for it but before the reader signed on again; a
+        switch to the speed the meter agreed to that came after its answer at that speed had
+        begun (and before the reader signed on again); or (a replay) anything off the recording.
+        At a fast time scale a reader held back a few milliseconds by a busy machine does these;
+        a reader that never selects or never switches does not."""
+        requests = [e.t for e in self.received(Kind.REQUEST, clean=False)]
+        selects = self.received(Kind.OPTION_SELECT, clean=False)
+        # (after the meter gave up, its framer no longer expects an option select: an ACK
+        # starts what the reader meant as one)
+        acks = [e for e in self.received(clean=False) if e.message and e.message.data[:1] == b"\x06"]
+        faults = [e.t for e in self.faults()]
+        for fb in self.meter_did(Did.FALLBACK):
+            signed = max((t for t in requests if t < fb.t), default=0.0)
+            if any(signed <= t <= fb.t for t in faults):
+                continue  # the meter's own fault may have cut its wait short
+            resigned = min((t for t in requests if t > fb.t), default=float("inf"))
+            late = [e for e in acks if fb.t < e.t < resigned]
+            if late:
+                by = late[0].t - fb.t
+                return Late(f"its option select came {by:.3f} s after the meter gave up waiting for it", by)
+        switches = self.switches()
+        answers = self.data(Dir.M2R)
+        for opt in self.meter_did(Did.OPTION):
+            select = next((e.message for e in reversed(selects) if e.t <= opt.t and e.message), None)
+            asked = MODE_C_BAUDS.get(chr(select.data[2])) if select and len(select.data) > 2 else None
+            answer = next((e for e in answers if e.t >= opt.t), None)
+            if asked is None or answer is None or answer.baud != asked:
+                continue  # the meter answered at another speed: the reader had nothing to catch
+            if any(opt.t <= t <= answer.t for t in faults):
+                continue  # a fault of the meter's own is in between
+            resigned = min((t for t in requests if t > opt.t), default=float("inf"))
+            first = next((e for e in switches if e.t > opt.t - 1.0 and e.baud == asked), None)
+            if first is not None and answer.t < first.t < resigned:
+                by = first.t - answer.t
+                return Late(f"it switched to {asked} Bd {by:.3f} s after the answer at it began", by)
+        off = self.meter_did(Did.MISMATCH)
+        if off:
+            return Late(f"it went off the recording ({off[0].detail})", None)
+        return None
 
     def order_unknown_near(self, t: float) -> str:
         """A caveat when the simulator read bytes near ``t`` together with a settings change, so

@@ -1,0 +1,98 @@
+"""What a reader did just too late (WireRecord.late): the suite runs such a case again at a
+slower time scale, so that a reader held back by a busy machine is not judged for it.  Each
+case here drives the virtual meter on virtual time, the reader's moves placed by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from me162.conformance.cases import catalogue
+from me162.conformance.declaration import load_declaration
+from me162.conformance.run import run_suite, select
+from me162.conformance.suite import Verdict
+from me162.simulator.record import WireRecord
+from tests.simhelp import Bench
+from tests.test_mutants import declaration
+
+SCENARIOS = "fixtures/scenarios"
+OPTION_9600 = b"\x06050\r\n"
+
+
+def record(b: Bench) -> WireRecord:
+    rec = WireRecord()
+    rec.events = list(b.link.events)
+    return rec
+
+
+def signed_on(*scenarios: str) -> Bench:
+    b = Bench(scenarios=[f"{SCENARIOS}/{s}.yaml" for s in scenarios])
+    assert b.sign_on().startswith(b"/ISK5ME162")
+    return b
+
+
+def test_a_reader_on_time_was_not_late() -> None:
+    b = signed_on()
+    b.send(OPTION_9600, gap=0.3)
+    b.baud(9600)
+    assert b"!\r\n" in b.read_until(b"!\r\n", extra=2)
+    assert record(b).late() is None
+
+
+def test_an_option_select_after_the_meter_gave_up_waiting_was_late() -> None:
+    b = signed_on()
+    b.send(OPTION_9600, gap=2.1)  # t_t of the ME162 is 2.0 s
+    b.wait(0.5)
+    assert "option select came" in str(record(b).late())
+
+
+def test_a_reader_that_never_selects_was_not_late() -> None:
+    b = signed_on()
+    b.read_until(b"!\r\n", extra=1)  # the readout at 300 Bd after t_t
+    assert record(b).late() is None
+
+
+def test_a_switch_while_the_answer_is_on_the_line_was_late() -> None:
+    b = signed_on()
+    b.send(OPTION_9600, gap=0.3)
+    b.wait(0.45)  # the ME162 answers 0.30-0.40 s after the option select
+    b.baud(9600)
+    b.read_until(b"!\r\n", extra=2)
+    assert "switched to 9600 Bd" in str(record(b).late())
+
+
+def test_a_reader_that_never_switches_was_not_late() -> None:
+    b = signed_on()
+    b.send(OPTION_9600, gap=0.3)
+    b.wait(3.0)
+    assert record(b).late() is None
+
+
+def test_a_switch_after_a_meter_that_did_not_switch_was_not_late() -> None:
+    b = signed_on("no-switch")
+    b.send(OPTION_9600, gap=0.3)
+    b.baud(9600)
+    b.wait(0.5)
+    b.baud(300)  # the reader hears garble and goes back to 300 Bd to sign on again
+    b.wait(3.0)
+    assert record(b).late() is None
+
+
+def test_a_reader_held_back_by_the_machine_passes_after_a_slower_run(tmp_path: Path) -> None:
+    """40 ms of real time between the ACK and the switch is 0.8 s of protocol time at 20x (the
+    ME162 answers after 0.3-0.4 s) but 0.2 s at 5x: the case runs again and passes there."""
+    decl = load_declaration(declaration(tmp_path, "held-back"))
+    (result,) = run_suite(decl, select(catalogue(), ids=["SESSION-01"]), speed=20)
+    assert result.verdict is Verdict.PASS, result.reason
+    assert result.retimed.startswith("run again at 5x: at 20x it switched to"), result.retimed
+    assert result.outcome is not None and result.outcome.speed == 5
+
+
+def test_a_reader_late_by_design_fails_at_every_time_scale(tmp_path: Path) -> None:
+    """A reader that switches a protocol second after its ACK is as late at 5x as at 20x: that
+    is its design, not the machine, and it fails there without a third run."""
+    decl = load_declaration(declaration(tmp_path, "switch-late"))
+    (result,) = run_suite(decl, select(catalogue(), ids=["SESSION-01"]), speed=20)
+    assert result.verdict is Verdict.FAIL, result.reason
+    assert result.retimed.startswith("run again at 5x: at 20x it switched to"), result.retimed
+    assert len(result.runs) == 1
+    assert result.runs[0].argv[3] == "5", result.runs[0].argv  # python, reader, port, speed
