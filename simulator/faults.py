@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,51 +42,159 @@ _WHOLE: dict[str, Any] = {
 _HEX: dict[str, Any] = {"type": "string", "description": "bytes as hex text, e.g. '7f 7f'"}
 _SECONDS: dict[str, Any] = {"type": "number", "minimum": 0}
 
-#: The fault actions, each with the JSON Schema of its parameters: the scenario schema
-#: (``scenario_schema()``, shipped as protocol/schemas/scenario.schema.json) is made from this.
-ACTIONS: dict[str, dict[str, dict[str, Any]]] = {
-    "corrupt_bcc": {},
-    "set_bcc": {"value": {"type": "integer", "minimum": 0, "maximum": 255}},
-    "flip": {"at": _WHOLE, "mask": {"type": "integer", "minimum": 1, "maximum": 255}},
-    "drop": {"at": _WHOLE, "count": _WHOLE},
-    "insert": {"at": _WHOLE, "bytes": _HEX},
-    "duplicate": {"at": _WHOLE, "count": _WHOLE},
-    "noise": {"at": _WHOLE, "bytes": _HEX, "count": _WHOLE},
-    "truncate": {"keep": _WHOLE},
-    "delay": {"seconds": _SECONDS},
-    "silent": {},
-    "answer": {"with": {"enum": ["nak", "error"]}},
-    "speed": {"baud": {"enum": [300, 600, 1200, 2400, 4800, 9600, 19200]}},
-    "late_switch": {"bytes": _WHOLE},
-    "parity_bit": {},
-    "parity_error": {"at": _WHOLE},
-    "partial_blocks": {"size": {"type": "integer", "minimum": 1}},
-    "drop_line": {"seconds": _SECONDS},
-    "reset": {"keep": _WHOLE},
-}
-REQUIRED: dict[str, list[str]] = {
-    "set_bcc": ["value"],
-    "insert": ["bytes"],
-    "truncate": ["keep"],
-    "delay": ["seconds"],
-    "answer": ["with"],
-    "speed": ["baud"],
-    "partial_blocks": ["size"],
-    "drop_line": ["seconds"],
+Applied = tuple[list[Transmit], str]  #: what goes on the line instead, and what changed
+
+
+@dataclass(frozen=True)
+class Action:
+    """One fault action: the JSON Schema of its parameters (the scenario schema is made from
+    these), which of them it needs, and what it does to a transmission."""
+
+    params: dict[str, dict[str, Any]]
+    apply: Callable[[Transmit, dict[str, Any], Link], Applied]
+    required: tuple[str, ...] = ()
+
+
+def _bcc(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    data = tx.data
+    if len(data) < 2 or data[-2] not in (0x03, 0x04):
+        return [tx], "no BCC in this message: unchanged"
+    good = xor7(data[1:-1])
+    bad = int(p["value"]) if "value" in p else good ^ 0x01
+    return [
+        replace(tx, data=data[:-1] + bytes([bad]))
+    ], f"BCC 0x{data[-1]:02X} -> 0x{bad:02X} (correct: 0x{good:02X})"
+
+
+def _flip(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    data = tx.data
+    at = min(int(p.get("at", len(data) // 2)), len(data) - 1)
+    mask = int(p.get("mask", 1))
+    return [replace(tx, data=data[:at] + bytes([data[at] ^ mask]) + data[at + 1 :])], (
+        f"byte {at} 0x{data[at]:02X} -> 0x{data[at] ^ mask:02X}"
+    )
+
+
+def _drop(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    data, at, count = tx.data, int(p.get("at", 0)), int(p.get("count", 1))
+    return [
+        replace(tx, data=data[:at] + data[at + count :])
+    ], f"dropped {data[at : at + count].hex(' ')} at byte {at}"
+
+
+def _insert(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    at = int(p.get("at", 0))
+    extra = bytes(p.get("bytes") or b"\x7f") * int(p.get("count", 1))
+    return [replace(tx, data=tx.data[:at] + extra + tx.data[at:])], f"inserted {extra.hex(' ')} at byte {at}"
+
+
+def _duplicate(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    data, at, count = tx.data, int(p.get("at", 0)), int(p.get("count", 1))
+    return [replace(tx, data=data[:at] + data[at : at + count] * 2 + data[at + count :])], (
+        f"byte(s) {data[at : at + count].hex(' ')} at {at} sent twice"
+    )
+
+
+def _truncate(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    keep = int(p["keep"])
+    return [replace(tx, data=tx.data[:keep])], f"cut after {keep} of {len(tx.data)} bytes"
+
+
+def _delay(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    s = float(p["seconds"])
+    return [replace(tx, at=tx.at + s)], f"answer {s * 1000:.0f} ms later"
+
+
+def _silent(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    return [], "not sent"
+
+
+def _answer(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    nak = p["with"] == "nak"
+    data = b"\x15" if nak else ErrorMessage("ERROR").to_bytes()
+    return [
+        replace(tx, data=data, kind=Sent.NAK if nak else Sent.ERROR)
+    ], f"answered {p['with'].upper()} instead"
+
+
+def _speed(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    return [replace(tx, baud=int(p["baud"]))], f"sent at {p['baud']} Bd instead of {tx.baud} Bd"
+
+
+def _late_switch(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    k = min(int(p.get("bytes", 4)), len(tx.data))
+    first = replace(tx, data=tx.data[:k], baud=INITIAL_BAUD, then_baud=None)
+    return [first, replace(tx, at=first.end, data=tx.data[k:])], (
+        f"first {k} byte(s) still at 300 Bd, the rest at {tx.baud} Bd"
+    )
+
+
+def _parity_error(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    at = min(int(p.get("at", len(tx.data) // 2)), len(tx.data) - 1)
+    return [replace(tx, bad_parity=tx.bad_parity | {at})], (
+        f"byte {at} (0x{tx.data[at]:02X}) sent with the wrong parity bit, its BCC still right"
+    )
+
+
+def _parity_bit(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    return [
+        replace(tx, data=add_parity(tx.data), raw=True)
+    ], "sent with the even-parity bit in bit 7 (8-bit bytes)"
+
+
+def _partial_blocks(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    return [tx], "answers in partial blocks"  # the meter itself splits them (FaultInjector.__init__)
+
+
+def _drop_line(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    s = float(p["seconds"])
+    link.line_drops.append((tx.at, s))
+    return [], f"probe pulled off the line for {s} s"
+
+
+def _reset(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    keep = int(p.get("keep", len(tx.data) // 2))
+    cut = replace(tx, data=tx.data[:keep], then_baud=None)
+    if isinstance(link.meter, Meter):
+        link.meter.reset(cut.end)
+    return [cut], f"meter restarted after {keep} of {len(tx.data)} bytes"
+
+
+#: The fault actions: the scenario schema (``scenario_schema()``, shipped as
+#: protocol/schemas/scenario.schema.json) and the injector are both made from this.
+ACTIONS: dict[str, Action] = {
+    "corrupt_bcc": Action({}, _bcc),
+    "set_bcc": Action({"value": {"type": "integer", "minimum": 0, "maximum": 255}}, _bcc, ("value",)),
+    "flip": Action({"at": _WHOLE, "mask": {"type": "integer", "minimum": 1, "maximum": 255}}, _flip),
+    "drop": Action({"at": _WHOLE, "count": _WHOLE}, _drop),
+    "insert": Action({"at": _WHOLE, "bytes": _HEX}, _insert, ("bytes",)),
+    "duplicate": Action({"at": _WHOLE, "count": _WHOLE}, _duplicate),
+    "noise": Action({"at": _WHOLE, "bytes": _HEX, "count": _WHOLE}, _insert),
+    "truncate": Action({"keep": _WHOLE}, _truncate, ("keep",)),
+    "delay": Action({"seconds": _SECONDS}, _delay, ("seconds",)),
+    "silent": Action({}, _silent),
+    "answer": Action({"with": {"enum": ["nak", "error"]}}, _answer, ("with",)),
+    "speed": Action({"baud": {"enum": [300, 600, 1200, 2400, 4800, 9600, 19200]}}, _speed, ("baud",)),
+    "late_switch": Action({"bytes": _WHOLE}, _late_switch),
+    "parity_bit": Action({}, _parity_bit),
+    "parity_error": Action({"at": _WHOLE}, _parity_error),
+    "partial_blocks": Action({"size": {"type": "integer", "minimum": 1}}, _partial_blocks, ("size",)),
+    "drop_line": Action({"seconds": _SECONDS}, _drop_line, ("seconds",)),
+    "reset": Action({"keep": _WHOLE}, _reset),
 }
 
 
 def scenario_schema() -> dict[str, Any]:
     """The JSON Schema of a scenario file, made from the action registry."""
     actions = []
-    for name, params in ACTIONS.items():
+    for name, action in ACTIONS.items():
         actions.append(
             {
                 "if": {"properties": {"action": {"const": name}}},
                 "then": {
-                    "properties": {"action": True, **params},
+                    "properties": {"action": True, **action.params},
                     "additionalProperties": False,
-                    "required": ["action", *REQUIRED.get(name, [])],
+                    "required": ["action", *action.required],
                 },
             }
         )
@@ -286,8 +395,8 @@ def parse_scenario(text: str, where: str) -> Scenario:
             )
         params = {k: v for k, v in do.items() if k != "action"}
         for k in params:
-            if k not in ACTIONS[action]:
-                allowed = ", ".join(sorted(ACTIONS[action])) or "none"
+            if k not in ACTIONS[action].params:
+                allowed = ", ".join(sorted(ACTIONS[action].params)) or "none"
                 raise marks.fail((*path, "do", k), f"{action} takes no parameter {k!r} (it takes: {allowed})")
         _check_params(action, params, marks, (*path, "do"))
         faults.append(Fault(trigger, action, params, f"{where}:{marks.line(path)}"))
@@ -451,81 +560,9 @@ class FaultInjector:
         return self.apply(action, params, tx, origin="chaos")
 
     def apply(self, action: str, p: dict[str, Any], tx: Transmit, *, origin: str = "") -> list[Transmit]:
-        data = tx.data
-        what = f"{tx.kind} ({len(data)} bytes) at t={tx.at:.3f}"
-        note = ""
-        result: list[Transmit]
-        if action in ("corrupt_bcc", "set_bcc"):
-            if len(data) < 2 or data[-2] not in (0x03, 0x04):
-                note = "no BCC in this message: unchanged"
-                result = [tx]
-            else:
-                good = xor7(data[1:-1])
-                bad = int(p["value"]) if action == "set_bcc" else (good ^ 0x01)
-                result = [replace(tx, data=data[:-1] + bytes([bad]))]
-                note = f"BCC 0x{data[-1]:02X} -> 0x{bad:02X} (correct: 0x{good:02X})"
-        elif action == "flip":
-            at = min(int(p.get("at", len(data) // 2)), len(data) - 1)
-            mask = int(p.get("mask", 1))
-            result = [replace(tx, data=data[:at] + bytes([data[at] ^ mask]) + data[at + 1 :])]
-            note = f"byte {at} 0x{data[at]:02X} -> 0x{data[at] ^ mask:02X}"
-        elif action == "drop":
-            at, count = int(p.get("at", 0)), int(p.get("count", 1))
-            result = [replace(tx, data=data[:at] + data[at + count :])]
-            note = f"dropped {data[at : at + count].hex(' ')} at byte {at}"
-        elif action in ("insert", "noise"):
-            at = int(p.get("at", 0))
-            extra = bytes(p.get("bytes") or b"\x7f") * (int(p.get("count", 1)) if action == "noise" else 1)
-            result = [replace(tx, data=data[:at] + extra + data[at:])]
-            note = f"inserted {extra.hex(' ')} at byte {at}"
-        elif action == "duplicate":
-            at, count = int(p.get("at", 0)), int(p.get("count", 1))
-            result = [replace(tx, data=data[:at] + data[at : at + count] * 2 + data[at + count :])]
-            note = f"byte(s) {data[at : at + count].hex(' ')} at {at} sent twice"
-        elif action == "truncate":
-            keep = int(p["keep"])
-            result = [replace(tx, data=data[:keep])]
-            note = f"cut after {keep} of {len(data)} bytes"
-        elif action == "delay":
-            s = float(p["seconds"])
-            result = [replace(tx, at=tx.at + s)]
-            note = f"answer {s * 1000:.0f} ms later"
-        elif action == "silent":
-            result = []
-            note = "not sent"
-        elif action == "answer":
-            repl = b"\x15" if p["with"] == "nak" else ErrorMessage("ERROR").to_bytes()
-            result = [replace(tx, data=repl, kind=Sent.NAK if p["with"] == "nak" else Sent.ERROR)]
-            note = f"answered {p['with'].upper()} instead"
-        elif action == "speed":
-            result = [replace(tx, baud=int(p["baud"]))]
-            note = f"sent at {p['baud']} Bd instead of {tx.baud} Bd"
-        elif action == "late_switch":
-            k = min(int(p.get("bytes", 4)), len(data))
-            first = replace(tx, data=data[:k], baud=INITIAL_BAUD, then_baud=None)
-            result = [first, replace(tx, at=first.end, data=data[k:])]
-            note = f"first {k} byte(s) still at 300 Bd, the rest at {tx.baud} Bd"
-        elif action == "parity_error":
-            at = min(int(p.get("at", len(data) // 2)), len(data) - 1)
-            result = [replace(tx, bad_parity=tx.bad_parity | {at})]
-            note = f"byte {at} (0x{data[at]:02X}) sent with the wrong parity bit, its BCC still right"
-        elif action == "parity_bit":
-            result = [replace(tx, data=add_parity(data), raw=True)]
-            note = "sent with the even-parity bit in bit 7 (8-bit bytes)"
-        elif action == "drop_line":
-            s = float(p["seconds"])
-            self.link.line_drops.append((tx.at, s))
-            result = []
-            note = f"probe pulled off the line for {s} s"
-        elif action == "reset":
-            keep = int(p.get("keep", len(data) // 2))
-            result = [replace(tx, data=data[:keep], then_baud=None)]
-            meter = self.link.meter
-            if isinstance(meter, Meter):
-                meter.reset(result[0].end)
-            note = f"meter restarted after {keep} of {len(data)} bytes"
-        else:  # pragma: no cover - parse_scenario rejects unknown actions
-            result = [tx]
+        """Apply one action (by name, from :data:`ACTIONS`) to a transmission and record it."""
+        what = f"{tx.kind} ({len(tx.data)} bytes) at t={tx.at:.3f}"
+        result, note = ACTIONS[action].apply(tx, p, self.link)
         self._record(tx.at, action, f"{note} [{what}]" + (f" ({origin})" if origin else ""))
         return result
 
