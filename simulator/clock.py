@@ -12,12 +12,15 @@ T = TypeVar("T")
 def in_force(history: list[tuple[float, T]], t: float) -> T:
     """The value of a time-ordered ``[(since, value), ...]`` history at time ``t`` (the first
     entry before it begins).  A nanosecond of tolerance keeps float noise from putting a byte
-    on the wrong side of a speed switch."""
-    value = history[0][1]
-    for when, v in history:
-        if when <= t + 1e-9:
-            value = v
-    return value
+    on the wrong side of a speed switch.
+
+    The last entry in list order that has begun, found from the end: a transport asks about
+    the present, so this costs one or two steps however long the history grows."""
+    limit = t + 1e-9
+    for when, v in reversed(history):
+        if when <= limit:
+            return v
+    return history[0][1]
 
 
 class ScaledClock:

@@ -45,24 +45,31 @@ def burners(n: int, cpu: int | None = None) -> Iterator[None]:
 
 
 def test_a_thread_waiting_for_a_cpu_knows_how_long_it_waited() -> None:
+    """A thread that shares one CPU with two burners and wants it all the time (it spins, as a
+    meter thread does while it models a busy line) waits about two thirds of the time; the part
+    of since_mark() that is not its own CPU time says so.  (A thread that sleeps between looks
+    is woken ahead of the burners and may wait next to nothing: no test of this.)"""
     cpu = min(os.sched_getaffinity(0))
     waited: list[float] = []
 
-    def wake_up_late() -> None:
+    def spin_and_look() -> None:
         os.sched_setaffinity(0, {cpu})  # this thread only: share one CPU with the burners
         lateness = Lateness()
         for _ in range(20):
             lateness.mark()
-            time.sleep(0.005)
-            waited.append(lateness.since_mark())
+            ran_before = time.thread_time()
+            end = time.monotonic() + 0.005
+            while time.monotonic() < end:
+                pass
+            waited.append(lateness.since_mark() - (time.thread_time() - ran_before))
         lateness.close()
 
     with burners(2, cpu):
-        t = threading.Thread(target=wake_up_late)
+        t = threading.Thread(target=spin_and_look)
         t.start()
         t.join()
-    assert all(w >= 0 for w in waited)
-    assert sum(waited) > 0.005, waited  # it did wait for the CPU, and it was told so
+    assert all(w >= -0.001 for w in waited), waited
+    assert sum(waited) > 0.02, waited  # of 100 ms, about 67 spent waiting for the CPU
 
 
 def verdicts(group: str) -> dict[str, str]:
