@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 # Strict editable installs link each file, so the install is redone when the set of files changes.
 FILES_HASH := $(shell find protocol simulator reader conformance fixtures -type f ! -name '*.pyc' 2>/dev/null | sort | cksum | cut -d' ' -f1)
 STAMP := $(VENV)/.installed-$(FILES_HASH)
+# Bytecode for the installed package, written once (an environment with PYTHONDONTWRITEBYTECODE
+# would otherwise compile me162 from source in every process: 30 ms of CPU per reader the
+# conformance suite starts).  Stale files are compiled again; Python checks each source's time.
+COMPILE := $(BIN)/python -c "import compileall, os, me162; compileall.compile_dir(os.path.dirname(me162.__file__), quiet=1)"
 PACKAGES := -m me162 -p me162.protocol -p me162.simulator -p me162.reader -p me162.conformance -p me162.fixtures
 
 .PHONY: demo test lint typecheck pytest bench clean install test-deps ha-test conformance-peers
@@ -20,6 +24,7 @@ $(RUN_STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@$(BIN)/python -m pip install -q -e . --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1 \
 		|| (cat $(VENV)/install.log; exit 1)
+	@$(COMPILE) >> $(VENV)/install.log 2>&1
 	@rm -f $(VENV)/.installed-run-*
 	@touch $(RUN_STAMP)
 
@@ -29,6 +34,7 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	@$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=strict >> $(VENV)/install.log 2>&1 \
 		|| (cat $(VENV)/install.log; exit 1)
+	@$(COMPILE) >> $(VENV)/install.log 2>&1
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP) $(RUN_STAMP)
 
@@ -36,6 +42,7 @@ DEMO_LINK := $(CURDIR)/$(VENV)/ttyME162
 
 # The main job: a virtual ME162 on a pty, read by the reference reader in real time.
 demo: $(RUN_STAMP)
+	@$(COMPILE)
 	@$(BIN)/me162-sim --pty --link $(DEMO_LINK) > /dev/null 2> $(VENV)/demo-sim.log & pid=$$!; \
 	for i in $$(seq 100); do [ -e $(DEMO_LINK) ] && break; sleep 0.05; done; \
 	echo "virtual ME162 on $(DEMO_LINK); reading it with me162-read:"; \
@@ -71,6 +78,7 @@ test-deps:
 		cd $(NODE_READER) && npm ci --no-audit --no-fund --silent; }
 
 pytest: $(STAMP) test-deps
+	@$(COMPILE)
 	$(BIN)/pytest
 
 # End to end with a real Home Assistant core, installed by tools/ha_env.py into a cached venv.
