@@ -18,6 +18,7 @@ receiver are dropped.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -88,23 +89,53 @@ class Line:
     Frames are laid down in the order they are given; the edges stay sorted because a frame
     is clipped to the part after the line's last edge.  :meth:`frame_at` finds the frame that
     starts exactly at a time, for the receiver's exact path.
+
+    The fast path: a frame that starts after everything on the line has ended waits in
+    :attr:`pending` as a frame, not as edges; a receiver whose settings match it takes it whole
+    (:meth:`next_pending`), and its bits are never laid down.  The first question that needs
+    levels (:meth:`level`, :meth:`next_falling_edge`, or a frame that overlaps) lays every
+    pending frame down first, so the answers are those of a line that laid each frame down as
+    it came (``lazy=False``; a property test compares the two).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, lazy: bool = True) -> None:
         self.edges: list[float] = []
         self.levels: list[int] = []
         self.free = float("-inf")  #: when the last frame laid down ends
         self._starts: dict[float, Frame] = {}
         self._first = 0  #: edges before this index are behind every receiver and may be dropped
         self.version = 0  #: changes whenever a frame is laid down
+        self.lazy = lazy
+        self.pending: deque[Frame] = deque()  #: frames after every edge, not laid down yet
+        self._last_taken: Frame | None = None  #: the last pending frame a receiver took whole
 
     def add(self, frame: Frame) -> None:
         self.version += 1
-        dt = 1.0 / frame.fmt.baud
-        last = self.edges[-1] if self.edges else float("-inf")
         if frame.start >= self.free:
             self._starts[frame.start] = frame
+            if self.lazy:
+                self.pending.append(frame)
+                self.free = frame.end
+                return
+        self._flush()
+        self._lay(frame)
+
+    def _flush(self) -> None:
+        while self.pending:
+            self._lay(self.pending.popleft())
+
+    def _lay(self, frame: Frame) -> None:
+        dt = 1.0 / frame.fmt.baud
+        last = self.edges[-1] if self.edges else float("-inf")
         level = self.levels[-1] if self.levels else 1
+        taken = self._last_taken
+        if taken is not None and taken.start > last:  # its bits were never laid: its last edge
+            bits = taken.bits
+            tdt = 1.0 / taken.fmt.baud
+            last = (
+                taken.start + max(i for i in range(len(bits)) if bits[i] != (bits[i - 1] if i else 1)) * tdt
+            )
+            level = 1  # (a frame ends in its stop bits)
         for i, b in enumerate(frame.bits):
             t = frame.start + i * dt
             if t <= last:  # the line is still busy with an earlier frame there
@@ -120,12 +151,31 @@ class Line:
             self.levels.append(1)
         self.free = max(self.free, end)
 
+    def next_pending(self, after: float) -> Frame | None:
+        """The frame whose start bit is the first falling edge after ``after``, if it is
+        still pending: it starts after ``after`` and no laid-down edge lies after ``after``."""
+        if not self.pending:
+            return None
+        frame = self.pending[0]
+        if frame.start <= after or (self.edges and self.edges[-1] > after):
+            return None
+        return frame
+
+    def taken(self, frame: Frame) -> None:
+        """A receiver took this pending frame whole and re-armed in its stop bit: only idle
+        stop bits remain of it, and it leaves the line."""
+        if self.pending and self.pending[0] is frame:
+            self.pending.popleft()
+            self._last_taken = frame  # a frame laid down later is clipped after its last edge
+
     def level(self, t: float) -> int:
+        self._flush()
         i = bisect_right(self.edges, t) - 1
         return 1 if i < self._first else self.levels[i]
 
     def next_falling_edge(self, after: float) -> float | None:
         """The first falling edge strictly after ``after``."""
+        self._flush()
         i = max(bisect_right(self.edges, after), self._first)
         while i < len(self.edges):
             if self.levels[i] == 0:
@@ -161,11 +211,28 @@ class Receiver:
         self.settings_at = settings_at
         self.armed_at = float("-inf")  #: the receiver looks for a start bit after this time
         self._memo: tuple[tuple[object, ...], tuple[RxChar, float] | None] | None = None
+        self._pending_taken: Frame | None = None  #: the frame the last fast-path answer took
+        self._fast: tuple[Frame, LineSettings, tuple[RxChar, float]] | None = None  #: its answer
 
     def _next(self) -> tuple[RxChar, float] | None:
         """The next character and the time after which the receiver looks for a start bit
         again (the middle of the stop bit), or None.  Remembered until the line, the
         receiver's position or its settings change (the link asks often)."""
+        frame = self.line.next_pending(self.armed_at)
+        if frame is not None:  # the fast path: a whole frame, if sent as this receiver reads
+            rx = self.settings_at(frame.start)
+            fast = self._fast
+            if fast is not None and fast[0] is frame and fast[1] == rx:
+                self._pending_taken = frame
+                return fast[2]
+            if frame.fmt == rx or (
+                frame.raw and frame.fmt.bits_per_char == rx.bits_per_char and frame.fmt.baud == rx.baud
+            ):
+                self._pending_taken = frame
+                answer = self._exact(frame, rx)
+                self._fast = (frame, rx, answer)
+                return answer
+        self._pending_taken = None
         edge = self.line.next_falling_edge(self.armed_at)
         key = (self.line.version, self.armed_at, edge, None if edge is None else self.settings_at(edge))
         if self._memo is None or self._memo[0] != key:
@@ -187,14 +254,20 @@ class Receiver:
             if frame is not None and (
                 frame.fmt == rx or (frame.raw and frame.fmt.bits_per_char == rx.bits_per_char)
             ):
-                parity_error = frame.bad_parity and rx.parity != "N"
-                return RxChar(frame.end, frame.byte, False, parity_error), stop_sample
+                return self._exact(frame, rx)
             if line.level(edge + 0.5 * dt) != 0:  # a glitch shorter than half a bit
                 armed = edge
                 continue
             samples = tuple(line.level(edge + (k + 0.5) * dt) for k in range(n))
             value, framing, parity = decode_bits(samples, rx)
             return RxChar(stop_sample, value, framing, parity), stop_sample
+
+    @staticmethod
+    def _exact(frame: Frame, rx: LineSettings) -> tuple[RxChar, float]:
+        """A frame taken as sent: delivered at its end, the receiver re-armed at the middle of
+        its own stop bit."""
+        stop_sample = frame.start + (rx.bits_per_char - 0.5) * (1.0 / rx.baud)  # as the bit model
+        return RxChar(frame.end, frame.byte, False, frame.bad_parity and rx.parity != "N"), stop_sample
 
     def next_time(self) -> float | None:
         """When the next character will be delivered (None: nothing on the line)."""
@@ -210,6 +283,9 @@ class Receiver:
                 break
             ch, rearm = nxt
             self.armed_at = rearm  # strictly later than the start bit: never stands still
+            if self._pending_taken is not None:
+                self.line.taken(self._pending_taken)
+                self._pending_taken = None
             out.append(ch)
         self.line.forget_before(self.armed_at)
         return out

@@ -102,3 +102,76 @@ def test_any_overlapping_transmissions_terminate_with_bounded_output(
     # Every character consumes a falling edge of the line, and time only moves forward.
     assert len(got) <= sum(len(f.bits) for f in laid)
     assert all(b.t > a.t for a, b in itertools.pairwise(got))
+
+
+# --- the fast path: frames a receiver takes whole are never laid down as bits ------------------
+
+_RX_CHOICES = [LineSettings(300), LineSettings(9600), LineSettings(2400), LineSettings(9600, 8, "N", 1)]
+
+
+@st.composite
+def _line_script(draw: st.DrawFn) -> tuple[list[tuple[str, object]], list[tuple[float, LineSettings]]]:
+    """Frames laid down in start order (some overlapping, some back to back, some after a
+    pause), raw and bad-parity ones among them, and takes at growing times between them; the
+    receiver's settings change at some times."""
+    ops: list[tuple[str, object]] = []
+    t = 0.0
+    until = 0.0
+    for _ in range(draw(st.integers(1, 30))):
+        fmt = draw(st.sampled_from(_RX_CHOICES))
+        raw = fmt.bits == 8 and draw(st.booleans())
+        start = max(0.0, t + draw(st.sampled_from([0.0, 0.0, -0.002, 0.0005, 0.05])))
+        frame = Frame(
+            start, draw(st.integers(0, 0x7F if not raw else 0xFF)), fmt, raw, draw(st.booleans()) and not raw
+        )
+        ops.append(("add", frame))
+        t = max(t, frame.end)
+        if draw(st.booleans()):
+            until = max(until, draw(st.floats(0, t + 0.05)))
+            ops.append(("take", until))
+    ops.append(("take", t + 1.0))
+    switches = sorted(
+        draw(st.lists(st.tuples(st.floats(0, t + 0.01), st.sampled_from(_RX_CHOICES)), max_size=3)),
+        key=lambda switch: switch[0],
+    )
+    return ops, [(-1.0, draw(st.sampled_from(_RX_CHOICES))), *switches]
+
+
+@given(_line_script())
+def test_the_fast_path_gives_what_the_bit_model_gives(
+    script: tuple[list[tuple[str, object]], list[tuple[float, LineSettings]]],
+) -> None:
+    """A line that keeps frames whole until a receiver needs their bits (the fast path) and one
+    that lays every frame down as bits at once hand over the same characters at the same
+    times, flags included, on any script: matching settings, switches mid-stream, overlaps."""
+    from me162.simulator.clock import in_force
+    from me162.simulator.uart import Line, Receiver
+
+    ops, history = script
+
+    def run(lazy: bool) -> list[object]:
+        line = Line(lazy=lazy)
+        rx = Receiver(line, lambda t: in_force(history, t))
+        out: list[object] = []
+        for op, arg in ops:
+            if op == "add":
+                assert isinstance(arg, Frame)
+                line.add(arg)
+                out.append(("next", rx.next_time()))
+            else:
+                assert isinstance(arg, float)
+                out.append(("took", rx.take(arg)))
+        return out
+
+    assert run(lazy=True) == run(lazy=False)
+
+
+def test_matching_frames_are_never_laid_down_as_bits() -> None:
+    from me162.simulator.uart import Line, Receiver
+
+    line = Line()
+    rx = Receiver(line, lambda t: LineSettings(9600))
+    for f in frames(b"/ISK5ME162-0033\r\n", LineSettings(9600)):
+        line.add(f)
+    assert bytes(c.byte for c in rx.take(1.0)) == b"/ISK5ME162-0033\r\n"
+    assert line.edges == [] and not line.pending  # nothing was modelled bit by bit
