@@ -19,7 +19,7 @@ from me162.conformance.declaration import Declaration
 from me162.conformance.grading import ran
 from me162.conformance.suite import Result, Verdict, cannot_start, clip, could_not_start, execute
 from me162.protocol.errors import ConfigError, Me162Error
-from me162.simulator.record import Late
+from me162.simulator.record import Slip
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +69,14 @@ def prepare(decl: Declaration) -> str | None:
 
 
 #: Runs again, each at a quarter of the time scale before (never below real time), of a case in
-#: which the reader did something just too late (see WireRecord.late) while the lateness keeps
-#: shrinking as a machine's hold does.
+#: which the reader did something just outside a window (see WireRecord.slipped) while the slip
+#: keeps shrinking as a machine's hold does.
 RETIMES = 2
 
 
-def by_design(before: Late | None, now: Late) -> bool:
-    """Whether a reader late again at a quarter of the time scale is late by design: by at
-    least half as much protocol time as before (a hold by the machine would have shrunk to a
+def by_design(before: Slip | None, now: Slip) -> bool:
+    """Whether a reader off again at a quarter of the time scale is off by design: by at least
+    half as much protocol time as before (a hold by the machine would have shrunk to a
     quarter)."""
     return before is not None and before.by is not None and now.by is not None and now.by >= before.by / 2
 
@@ -92,24 +92,25 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
     retimed = ""
     try:
         # At 20x the option select must come within 75 ms of real time and the switch within
-        # 15 ms: a reader that missed one by a hair may have been held back by a busy machine.
-        # Such a case runs again slower, where the same hair is a wide margin.  A hold is real
-        # time, so the lateness in protocol time shrinks with the scale; a reader late by design
-        # is as late at every scale, and its verdict is that of the slower run.
+        # 15 ms: a reader that missed one by a hair may have been held back by a busy machine
+        # (or its bytes by a busy kernel).  Such a case runs again slower, where the same hair
+        # is a wide margin.  A hold is real time, so the slip in protocol time shrinks with the
+        # scale; a reader off by design is as far off at every scale, and its verdict is that
+        # of the slower run.
         patience = 1.0
-        before: Late | None = None
+        before: Slip | None = None
         for attempt in range(RETIMES + 1):
             if record is not None:
                 shutil.rmtree(record, ignore_errors=True)
             outcome = execute(case.setup, decl, speed=speed, seed=seed, record=record, patience=patience)
-            late = outcome.late()
-            if late is None or outcome.speed <= 1.0 or attempt == RETIMES or by_design(before, late):
+            slip = outcome.slipped()
+            if slip is None or outcome.speed <= 1.0 or attempt == RETIMES or by_design(before, slip):
                 break
             slower = max(1.0, outcome.speed / 4)
             patience *= outcome.speed / slower
-            retimed = f"run again at {slower:.3g}x: at {outcome.speed:.3g}x {late.what}"
+            retimed = f"run again at {slower:.3g}x: at {outcome.speed:.3g}x {slip.what}"
             log.info("%s: %s", case.id, retimed)
-            speed, before = slower, late
+            speed, before = slower, slip
         # a reader the meter heard from did start: a missing file later (its port pulled off) is
         # the case's business, not a missing dependency
         heard = any(e.dir == "r2m" and e.kind == "data" for e in outcome.events)

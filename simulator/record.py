@@ -17,11 +17,11 @@ from me162.protocol.line import MODE_C_BAUDS
 from me162.simulator.events import Did, Dir, Sent, Wire, WireEvent
 
 
-class Late(NamedTuple):
-    """Something a reader did too late (:meth:`WireRecord.late`)."""
+class Slip(NamedTuple):
+    """Something a reader did just outside its window (:meth:`WireRecord.slipped`)."""
 
     what: str
-    by: float | None  #: protocol seconds, where a window's end gives a measure
+    by: float | None  #: protocol seconds outside the window, where its edge gives a measure
 
 
 class WireRecord:
@@ -87,13 +87,31 @@ class WireRecord:
         cmds = self.commands()
         return bool(cmds) and cmds[-1].message is not None and cmds[-1].message.is_break
 
-    def late(self) -> Late | None:
-        """What the reader did just too late, if anything: an option select that came
+    def slipped(self) -> Slip | None:
+        """What the reader did just outside a window, if anything: a speed switch while its own
+        message was still on the wire; an option select that came
         after the meter had given up waiting for it but before the reader signed on again; a
         switch to the speed the meter agreed to that came after its answer at that speed had
         begun (and before the reader signed on again); or (a replay) anything off the recording.
-        At a fast time scale a reader held back a few milliseconds by a busy machine does these;
-        a reader that never selects or never switches does not."""
+        At a fast time scale a reader held back a few milliseconds by a busy machine does these,
+        and so does one whose bytes a busy kernel hands to the simulator late (a pty passes a
+        write on through a work queue, a speed change at once); a reader that never selects or
+        never switches does not."""
+        switches = self.switches()
+        wrote = [w for w in self.wrote() if w.baud and w.data]
+        for w, after in zip(wrote, [*wrote[1:], None], strict=True):
+            baud = w.baud or 1
+            end = w.t + len(w.data) * 10 / baud
+            early = next((e for e in switches if w.t < e.t < end), None)
+            if early is not None:
+                by = end - early.t
+                return Slip(
+                    f"it switched to {early.baud} Bd {by:.3f} s before its message had left the wire", by
+                )
+            if after is not None and after.baud != w.baud and after.t - end < 10 / baud:
+                # one message cut in two by a switch (its end reached the simulator late)
+                by = len(after.data) * 10 / baud
+                return Slip(f"its message went out partly at {w.baud} Bd and partly at {after.baud} Bd", by)
         requests = [e.t for e in self.received(Kind.REQUEST, clean=False)]
         selects = self.received(Kind.OPTION_SELECT, clean=False)
         # (after the meter gave up, its framer no longer expects an option select: an ACK
@@ -108,8 +126,7 @@ class WireRecord:
             late = [e for e in acks if fb.t < e.t < resigned]
             if late:
                 by = late[0].t - fb.t
-                return Late(f"its option select came {by:.3f} s after the meter gave up waiting for it", by)
-        switches = self.switches()
+                return Slip(f"its option select came {by:.3f} s after the meter gave up waiting for it", by)
         answers = self.data(Dir.M2R)
         for opt in self.meter_did(Did.OPTION):
             select = next((e.message for e in reversed(selects) if e.t <= opt.t and e.message), None)
@@ -123,10 +140,10 @@ class WireRecord:
             first = next((e for e in switches if e.t > opt.t - 1.0 and e.baud == asked), None)
             if first is not None and answer.t < first.t < resigned:
                 by = first.t - answer.t
-                return Late(f"it switched to {asked} Bd {by:.3f} s after the answer at it began", by)
+                return Slip(f"it switched to {asked} Bd {by:.3f} s after the answer at it began", by)
         off = self.meter_did(Did.MISMATCH)
         if off:
-            return Late(f"it went off the recording ({off[0].detail})", None)
+            return Slip(f"it went off the recording ({off[0].detail})", None)
         return None
 
     def order_unknown_near(self, t: float) -> str:
