@@ -3,9 +3,11 @@
 The virtual line learns what a reader did when its thread runs; on a busy machine that is
 milliseconds late, which at 20x is a tenth of a second of protocol time.  The transports date
 what they observe back by the time their thread waited for a CPU (me162.simulator.lateness),
-and no case runs so fast that its tightest window is under 10 ms of real time.  Here the REPLAY
-group, which once failed one run in three on a loaded machine, is graded with CPU-burning
-processes beside it and must give the verdicts of a quiet run.
+no case runs so fast that its tightest window is under 10 ms of real time, and a case in which
+the reader slipped just outside a window runs again slower (WireRecord.slipped,
+tests/test_slipped.py).  Here the REPLAY group, which once failed one run in three on a loaded
+machine, and the LINE and PROG groups, at four cases at once, are graded with CPU-burning
+processes beside them and must give the verdicts of a quiet run.
 """
 
 from __future__ import annotations
