@@ -99,7 +99,9 @@ class WireRecord:
         never switches does not."""
         switches = self.switches()
         wrote = [w for w in self.wrote() if w.baud and w.data]
-        for w, after in zip(wrote, [*wrote[1:], None], strict=True):
+        idents = self.sent(Sent.IDENTIFICATION)
+        for i, w in enumerate(wrote):
+            after = wrote[i + 1] if i + 1 < len(wrote) else None
             baud = w.baud or 1
             end = w.t + len(w.data) * 10 / baud
             early = next((e for e in switches if w.t < e.t < end), None)
@@ -112,6 +114,16 @@ class WireRecord:
                 # one message cut in two by a switch (its end reached the simulator late)
                 by = len(after.data) * 10 / baud
                 return Slip(f"its message went out partly at {w.baud} Bd and partly at {after.baud} Bd", by)
+            if w.data[:1] == b"\x06":
+                # an option select at a speed the reader had only just switched to, away from the
+                # identification's: one written before the switch that reached the simulator after
+                # it, or a reader that switches first (by design: as soon as before, at any scale)
+                ident = next((e for e in reversed(idents) if e.t < w.t), None)
+                switch = next((e for e in reversed(switches) if e.t <= w.t), None)
+                took = len(w.data) * 10 / (ident.baud or 300) if ident else 0.0
+                if ident and switch and w.baud != ident.baud and switch.t > ident.t and w.t - switch.t < took:
+                    by = took - (w.t - switch.t)
+                    return Slip(f"its option select went out at {w.baud} Bd, just after it switched", by)
         requests = [e.t for e in self.received(Kind.REQUEST, clean=False)]
         selects = self.received(Kind.OPTION_SELECT, clean=False)
         # (after the meter gave up, its framer no longer expects an option select: an ACK

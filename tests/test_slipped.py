@@ -82,6 +82,21 @@ def test_a_message_cut_in_two_by_a_switch_slipped() -> None:
     assert slip is not None and "partly at 300 Bd and partly at 9600 Bd" in slip.what
 
 
+def test_an_ack_at_the_new_speed_just_after_the_switch_slipped() -> None:
+    b = signed_on()
+    b.baud(9600, at=b.t + 0.3)
+    b.send(OPTION_9600, gap=0.001)
+    b.wait(3.0)
+    slip = record(b).slipped()
+    assert slip is not None and "went out at 9600 Bd, just after it switched" in slip.what
+
+
+def test_a_record_without_writes_did_not_slip() -> None:
+    empty = WireRecord()
+    empty.events = []
+    assert empty.slipped() is None
+
+
 def test_a_reader_that_never_switches_was_not_late() -> None:
     b = signed_on()
     b.send(OPTION_9600, gap=0.3)
