@@ -14,7 +14,14 @@ from typing import NamedTuple
 
 from me162.protocol.framing import Kind
 from me162.protocol.line import MODE_C_BAUDS
+from me162.simulator.clock import in_force
 from me162.simulator.events import Did, Dir, Sent, Wire, WireEvent
+
+#: fault actions that change what a transmission carries, at the speed the meter agreed
+BYTE_FAULTS = frozenset(
+    {"corrupt_bcc", "set_bcc", "flip", "drop", "insert", "duplicate", "noise", "truncate", "parity_error",
+     "answer", "reset", "delay"}
+)  # fmt: skip
 
 
 class Slip(NamedTuple):
@@ -129,6 +136,8 @@ class WireRecord:
         # (after the meter gave up, its framer no longer expects an option select: an ACK
         # starts what the reader meant as one)
         acks = [e for e in self.received(clean=False) if e.message and e.message.data[:1] == b"\x06"]
+        # (or never read whole: an ACK that came while the meter was sending its readout)
+        acks += [e for e in wrote if e.data[:1] in (b"\x06", b"\x86")]
         faults = [e.t for e in self.faults()]
         for fb in self.meter_did(Did.FALLBACK):
             signed = max((t for t in requests if t < fb.t), default=0.0)
@@ -153,6 +162,20 @@ class WireRecord:
             if first is not None and answer.t < first.t < resigned:
                 by = first.t - answer.t
                 return Slip(f"it switched to {asked} Bd {by:.3f} s after the answer at it began", by)
+        speeds = [(-1.0, 0), *self.reader_speeds()]
+        for f in self.faults():
+            if f.fault not in BYTE_FAULTS:
+                continue  # (a speed the reader cannot follow, a silence: those are the fault)
+            hit = next((e for e in answers if e.t >= f.t - 1e-9), None)
+            if hit is None or not hit.baud:
+                continue
+            listening = in_force(speeds, hit.t)
+            if listening and listening != hit.baud:
+                return Slip(
+                    f"a fault ({f.fault}) hit a {hit.sent or 'message'} sent at {hit.baud} Bd while it listened "
+                    f"at {listening} Bd",
+                    None,
+                )
         off = self.meter_did(Did.MISMATCH)
         if off:
             return Slip(f"it went off the recording ({off[0].detail})", None)

@@ -97,6 +97,19 @@ def test_a_record_without_writes_did_not_slip() -> None:
     assert empty.slipped() is None
 
 
+def test_a_fault_spent_on_a_message_the_reader_could_not_hear_slipped() -> None:
+    """A reader listening at another speed when the faulted readout came never met the fault;
+    its case must run again rather than be judged on a clean second readout."""
+    b = signed_on("drop-byte-of-readout")
+    b.baud(2400)
+    b.wait(5.0)  # the readout comes at 300 Bd after t_t, a byte short
+    slip = record(b).slipped()
+    assert (
+        slip is not None
+        and "a fault (drop) hit a readout sent at 300 Bd while it listened at 2400 Bd" in slip.what
+    )
+
+
 def test_a_reader_that_never_switches_was_not_late() -> None:
     b = signed_on()
     b.send(OPTION_9600, gap=0.3)
