@@ -159,5 +159,9 @@ def test_the_mutant_fails_the_cases_meant_to_catch_it(
 ) -> None:
     decl = load_declaration(declaration(tmp_path, fault))
     results = run_suite(decl, select(catalogue(), ids=case_ids), speed=20)
-    wrong = [(r.case_id, r.verdict.value, r.reason[:140]) for r in results if r.verdict is not Verdict.FAIL]
+    wrong = [
+        (r.case_id, r.verdict.value, r.reason[:140], r.retimed, [run.stderr[-600:] for run in r.runs])
+        for r in results
+        if r.verdict is not Verdict.FAIL
+    ]
     assert not wrong, f"mutant {fault!r} was not caught by: {wrong}"
