@@ -153,18 +153,19 @@ class WireRecord:
             select = next((e.message for e in reversed(selects) if e.t <= opt.t and e.message), None)
             asked = MODE_C_BAUDS.get(chr(select.data[2])) if select and len(select.data) > 2 else None
             answer = next((e for e in answers if e.t >= opt.t), None)
-            if asked is None or answer is None or answer.baud != asked:
-                continue  # the meter answered at another speed: the reader had nothing to catch
-            if any(opt.t <= e.t <= answer.t and e.fault not in BYTE_FAULTS for e in self.faults()):
-                continue  # the meter's own speed fault is in between (a spoiled byte is not)
+            if asked is None or answer is None:
+                continue
+            # (whatever speed the answer came at, a fault's or the agreed one: the reader was to be
+            # at the agreed speed before it began, and what it heard depends on that)
             resigned = min((t for t in requests if t > opt.t), default=float("inf"))
             first = next((e for e in switches if e.t > opt.t - 1.0 and e.baud == asked), None)
             if first is not None and answer.t < first.t < resigned:
                 by = first.t - answer.t
-                return Slip(f"it switched to {asked} Bd {by:.3f} s after the answer at it began", by)
+                return Slip(f"it switched to {asked} Bd {by:.3f} s after the meter's answer began", by)
         # the speed the reader listened at: its last switch, else the speed it last wrote at
+        # (known only where the reader sets speeds: through a raw TCP converter it follows the meter)
         speeds = sorted([*self.reader_speeds(), *((w.t, w.baud or 0) for w in wrote)], key=lambda x: x[0])
-        speeds = [(-1.0, 0), *speeds]
+        speeds = [(-1.0, 0), *speeds] if switches else [(-1.0, 0)]
         for f in self.faults():
             if f.fault not in BYTE_FAULTS:
                 continue  # (a speed the reader cannot follow, a silence: those are the fault)
