@@ -53,6 +53,9 @@ class Action:
     params: dict[str, dict[str, Any]]
     apply: Callable[[Transmit, dict[str, Any], Link], Applied]
     required: tuple[str, ...] = ()
+    #: it changes what a transmission carries (or when), not its speed or whether it is heard:
+    #: a reader listening at another speed when it fired never met it (WireRecord.slipped)
+    spoils_bytes: bool = True
 
 
 def _bcc(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
@@ -172,16 +175,23 @@ ACTIONS: dict[str, Action] = {
     "noise": Action({"at": _WHOLE, "bytes": _HEX, "count": _WHOLE}, _insert),
     "truncate": Action({"keep": _WHOLE}, _truncate, ("keep",)),
     "delay": Action({"seconds": _SECONDS}, _delay, ("seconds",)),
-    "silent": Action({}, _silent),
+    "silent": Action({}, _silent, spoils_bytes=False),
     "answer": Action({"with": {"enum": ["nak", "error"]}}, _answer, ("with",)),
-    "speed": Action({"baud": {"enum": [300, 600, 1200, 2400, 4800, 9600, 19200]}}, _speed, ("baud",)),
-    "late_switch": Action({"bytes": _WHOLE}, _late_switch),
-    "parity_bit": Action({}, _parity_bit),
+    "speed": Action(
+        {"baud": {"enum": [300, 600, 1200, 2400, 4800, 9600, 19200]}}, _speed, ("baud",), spoils_bytes=False
+    ),
+    "late_switch": Action({"bytes": _WHOLE}, _late_switch, spoils_bytes=False),
+    "parity_bit": Action({}, _parity_bit, spoils_bytes=False),
     "parity_error": Action({"at": _WHOLE}, _parity_error),
-    "partial_blocks": Action({"size": {"type": "integer", "minimum": 1}}, _partial_blocks, ("size",)),
-    "drop_line": Action({"seconds": _SECONDS}, _drop_line, ("seconds",)),
+    "partial_blocks": Action(
+        {"size": {"type": "integer", "minimum": 1}}, _partial_blocks, ("size",), spoils_bytes=False
+    ),
+    "drop_line": Action({"seconds": _SECONDS}, _drop_line, ("seconds",), spoils_bytes=False),
     "reset": Action({"keep": _WHOLE}, _reset),
 }
+
+#: the actions that spoil a transmission's bytes at the speed the meter agreed
+BYTE_FAULTS = frozenset(name for name, action in ACTIONS.items() if action.spoils_bytes)
 
 
 def scenario_schema() -> dict[str, Any]:

@@ -13,15 +13,9 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from me162.protocol.framing import Kind
-from me162.protocol.line import MODE_C_BAUDS
+from me162.protocol.line import INITIAL_BAUD, MODE_C_BAUDS
 from me162.simulator.clock import in_force
 from me162.simulator.events import Did, Dir, Sent, Wire, WireEvent
-
-#: fault actions that change what a transmission carries, at the speed the meter agreed
-BYTE_FAULTS = frozenset(
-    {"corrupt_bcc", "set_bcc", "flip", "drop", "insert", "duplicate", "noise", "truncate", "parity_error",
-     "answer", "reset", "delay"}
-)  # fmt: skip
 
 
 class Slip(NamedTuple):
@@ -96,20 +90,30 @@ class WireRecord:
 
     def slipped(self) -> Slip | None:
         """What the reader did just outside a window, if anything: a speed switch while its own
-        message was still on the wire; an option select that came
-        after the meter had given up waiting for it but before the reader signed on again; a
-        switch to the speed the meter agreed to that came after its answer at that speed had
-        begun (and before the reader signed on again); or (a replay) anything off the recording.
-        At a fast time scale a reader held back a few milliseconds by a busy machine does these,
-        and so does one whose bytes a busy kernel hands to the simulator late (a pty passes a
-        write on through a work queue, a speed change at once); a reader that never selects or
-        never switches does not."""
-        switches = self.switches()
+        message was still on the wire, or one message at two speeds, or an option select at a
+        speed it had only just switched to; an option select after the meter had given up
+        waiting for it; a switch to the agreed speed after the meter began to answer; a fault
+        spent on a transmission the reader was not listening at; (a replay) anything off the
+        recording.  At a fast time scale a reader held back a few milliseconds by a busy machine
+        does these, and so does one whose bytes a busy kernel hands to the simulator late (a pty
+        passes a write on through a work queue, a speed change at once); a reader that never
+        selects or never switches does not."""
         wrote = [w for w in self.wrote() if w.baud and w.data]
+        off = self.meter_did(Did.MISMATCH)
+        return (
+            self._slipped_writing(wrote)
+            or self._slipped_select(wrote)
+            or self._slipped_switch()
+            or self._slipped_fault(wrote)
+            or (Slip(f"it went off the recording ({off[0].detail})", None) if off else None)
+        )
+
+    def _slipped_writing(self, wrote: list[WireEvent]) -> Slip | None:
+        switches = self.switches()
         idents = self.sent(Sent.IDENTIFICATION)
         for i, w in enumerate(wrote):
             after = wrote[i + 1] if i + 1 < len(wrote) else None
-            baud = w.baud or 1
+            baud = w.baud or INITIAL_BAUD
             end = w.t + len(w.data) * 10 / baud
             early = next((e for e in switches if w.t < e.t < end), None)
             if early is not None:
@@ -121,22 +125,23 @@ class WireRecord:
                 # one message cut in two by a switch (its end reached the simulator late)
                 by = len(after.data) * 10 / baud
                 return Slip(f"its message went out partly at {w.baud} Bd and partly at {after.baud} Bd", by)
-            if w.data[:1] == b"\x06":
+            ident = next((e for e in reversed(idents) if e.t < w.t), None)
+            switch = next((e for e in reversed(switches) if e.t <= w.t), None)
+            if w.data[:1] == b"\x06" and ident is not None and switch is not None and switch.t > ident.t:
                 # an option select at a speed the reader had only just switched to, away from the
                 # identification's: one written before the switch that reached the simulator after
                 # it, or a reader that switches first (by design: as soon as before, at any scale)
-                ident = next((e for e in reversed(idents) if e.t < w.t), None)
-                switch = next((e for e in reversed(switches) if e.t <= w.t), None)
-                took = len(w.data) * 10 / (ident.baud or 300) if ident else 0.0
-                if ident and switch and w.baud != ident.baud and switch.t > ident.t and w.t - switch.t < took:
+                took = len(w.data) * 10 / (ident.baud or INITIAL_BAUD)
+                if w.baud != ident.baud and w.t - switch.t < took:
                     by = took - (w.t - switch.t)
                     return Slip(f"its option select went out at {w.baud} Bd, just after it switched", by)
+        return None
+
+    def _slipped_select(self, wrote: list[WireEvent]) -> Slip | None:
         requests = [e.t for e in self.received(Kind.REQUEST, clean=False)]
-        selects = self.received(Kind.OPTION_SELECT, clean=False)
-        # (after the meter gave up, its framer no longer expects an option select: an ACK
-        # starts what the reader meant as one)
+        # an ACK the meter read (no longer framed as an option select once it gave up), or one
+        # it never read whole (it came while the meter was sending its readout)
         acks = [e for e in self.received(clean=False) if e.message and e.message.data[:1] == b"\x06"]
-        # (or never read whole: an ACK that came while the meter was sending its readout)
         acks += [e for e in wrote if e.data[:1] in (b"\x06", b"\x86")]
         faults = [e.t for e in self.faults()]
         for fb in self.meter_did(Did.FALLBACK):
@@ -148,6 +153,12 @@ class WireRecord:
             if late:
                 by = late[0].t - fb.t
                 return Slip(f"its option select came {by:.3f} s after the meter gave up waiting for it", by)
+        return None
+
+    def _slipped_switch(self) -> Slip | None:
+        requests = [e.t for e in self.received(Kind.REQUEST, clean=False)]
+        selects = self.received(Kind.OPTION_SELECT, clean=False)
+        switches = self.switches()
         answers = self.data(Dir.M2R)
         for opt in self.meter_did(Did.OPTION):
             select = next((e.message for e in reversed(selects) if e.t <= opt.t and e.message), None)
@@ -162,26 +173,29 @@ class WireRecord:
             if first is not None and answer.t < first.t < resigned:
                 by = first.t - answer.t
                 return Slip(f"it switched to {asked} Bd {by:.3f} s after the meter's answer began", by)
+        return None
+
+    def _slipped_fault(self, wrote: list[WireEvent]) -> Slip | None:
+        if not self.switches():
+            return None  # (the reader sets no speeds: through a raw TCP converter it follows the meter)
+        from me162.simulator.faults import BYTE_FAULTS
+
         # the speed the reader listened at: its last switch, else the speed it last wrote at
-        # (known only where the reader sets speeds: through a raw TCP converter it follows the meter)
         speeds = sorted([*self.reader_speeds(), *((w.t, w.baud or 0) for w in wrote)], key=lambda x: x[0])
-        speeds = [(-1.0, 0), *speeds] if switches else [(-1.0, 0)]
+        answers = self.data(Dir.M2R)
         for f in self.faults():
             if f.fault not in BYTE_FAULTS:
                 continue  # (a speed the reader cannot follow, a silence: those are the fault)
             hit = next((e for e in answers if e.t >= f.t - 1e-9), None)
             if hit is None or not hit.baud:
                 continue
-            listening = in_force(speeds, hit.t)
+            listening = in_force([(-1.0, 0), *speeds], hit.t)
             if listening and listening != hit.baud:
                 return Slip(
                     f"a fault ({f.fault}) hit a {hit.sent or 'message'} sent at {hit.baud} Bd while it listened "
                     f"at {listening} Bd",
                     None,
                 )
-        off = self.meter_did(Did.MISMATCH)
-        if off:
-            return Slip(f"it went off the recording ({off[0].detail})", None)
         return None
 
     def order_unknown_near(self, t: float) -> str:

@@ -211,8 +211,8 @@ class Receiver:
         self.settings_at = settings_at
         self.armed_at = float("-inf")  #: the receiver looks for a start bit after this time
         self._memo: tuple[tuple[object, ...], tuple[RxChar, float] | None] | None = None
-        self._pending_taken: Frame | None = None  #: the frame the last fast-path answer took
-        self._fast: tuple[Frame, LineSettings, tuple[RxChar, float]] | None = None  #: its answer
+        #: the fast path's last answer: the pending frame, the settings, what was made of it
+        self._fast: tuple[Frame, LineSettings, tuple[RxChar, float]] | None = None
 
     def _next(self) -> tuple[RxChar, float] | None:
         """The next character and the time after which the receiver looks for a start bit
@@ -223,16 +223,13 @@ class Receiver:
             rx = self.settings_at(frame.start)
             fast = self._fast
             if fast is not None and fast[0] is frame and fast[1] == rx:
-                self._pending_taken = frame
                 return fast[2]
             if frame.fmt == rx or (
                 frame.raw and frame.fmt.bits_per_char == rx.bits_per_char and frame.fmt.baud == rx.baud
             ):
-                self._pending_taken = frame
                 answer = self._exact(frame, rx)
                 self._fast = (frame, rx, answer)
                 return answer
-        self._pending_taken = None
         edge = self.line.next_falling_edge(self.armed_at)
         key = (self.line.version, self.armed_at, edge, None if edge is None else self.settings_at(edge))
         if self._memo is None or self._memo[0] != key:
@@ -283,9 +280,8 @@ class Receiver:
                 break
             ch, rearm = nxt
             self.armed_at = rearm  # strictly later than the start bit: never stands still
-            if self._pending_taken is not None:
-                self.line.taken(self._pending_taken)
-                self._pending_taken = None
+            if self._fast is not None and nxt is self._fast[2]:  # a pending frame, taken whole
+                self.line.taken(self._fast[0])
             out.append(ch)
         self.line.forget_before(self.armed_at)
         return out
