@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed",
         type=number(low=0.0, high=1000.0, low_open=True),
         default=20.0,
-        help="time scale (default 20; 1 = real time)",
+        help="time scale (default 20; 1 = real time); a case in which the reader slips just outside a window runs again at a quarter of it",
     )
     p.add_argument(
         "--seed", type=whole(low=0, high=2**63 - 1), default=0, help="seed of the virtual meters (default 0)"
