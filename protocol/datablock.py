@@ -169,21 +169,24 @@ class DataBlock:
     sets when they are first asked for and its :class:`DataLine` objects only if those are
     asked for too (most programs never look at lines); either way the result is the same."""
 
-    __slots__ = ("_lines", "_rows", "_sets", "end_seen", "raw")
+    __slots__ = ("_lines", "_rows", "_sets", "_simple", "end_seen", "raw")
 
     def __init__(self, lines: tuple[DataLine, ...], end_seen: bool, raw: str) -> None:
         self._lines: tuple[DataLine, ...] | None = lines
-        self._rows: list[Row] = []
+        self._rows: list[Row] | list[SimpleRow] = []
+        self._simple = False
         self._sets: list[tuple[int, DataSet]] | None = None
         self.end_seen = end_seen
         self.raw = raw
 
     @classmethod
-    def _regular(cls, rows: list[Row], raw: str) -> DataBlock:
-        """From :data:`_REGULAR_LINE` rows, one per line."""
+    def _regular(cls, rows: list[Row] | list[SimpleRow], raw: str, simple: bool) -> DataBlock:
+        """From :data:`_REGULAR_LINE` rows, or :data:`_SIMPLE_LINE` rows when ``simple``, one
+        per line."""
         block = cls((), True, raw)
         block._lines = None
         block._rows = rows
+        block._simple = simple
         return block
 
     @property
@@ -193,17 +196,18 @@ class DataBlock:
             if self._lines is not None:
                 self._sets = [(ln.number, ds) for ln in self._lines for ds in ln.data_sets]
             else:
-                self._sets = _sets_of_rows(self._rows)
+                self._sets = _sets_of_rows(self._rows, self._simple)
         return list(self._sets)
 
     @property
     def lines(self) -> tuple[DataLine, ...]:
         if self._lines is None:
             sets = self.data_sets
+            rests = [""] * len(sets) if self._simple else list(map(_REST, self._rows))
             self._lines = tuple(
                 [
-                    _new(DataLine, (number, line, (ds,), rest))
-                    for (number, ds), (line, *_, rest) in zip(sets, self._rows, strict=True)
+                    _new(DataLine, (number, row[0], (ds,), rest))
+                    for (number, ds), row, rest in zip(sets, self._rows, rests, strict=True)
                 ]
             )
         return self._lines
@@ -211,7 +215,7 @@ class DataBlock:
     def leftovers(self) -> list[tuple[int, str]]:
         """(line number, text) of every line with text that fits no data set."""
         if self._lines is None:
-            if not any(map(_REST, self._rows)):
+            if self._simple or not any(map(_REST, self._rows)):
                 return []
             return [(n, row[6]) for n, row in enumerate(self._rows, 1) if row[6]]
         return [(ln.number, ln.rest) for ln in self._lines if ln.rest]
@@ -301,8 +305,13 @@ _REGULAR_LINE = re.compile(
 )
 #: a row: the line, the address, the first value, "*" or "", its unit, the other values, the rest
 Row = tuple[str, str, str, str, str, str, str]
+#: the lines of a block without ")(" (one value per data set): :data:`_REGULAR_LINE` without
+#: the other values and the rest, which makes fewer strings per line
+_SIMPLE_LINE = re.compile(r"(([^()\r\n]*)\(([^()*\r\n]*)(\*?)([^()\r\n]*)\))\r\n")
+#: a row of :data:`_SIMPLE_LINE`: the line, the address, the value, "*" or "", the unit
+SimpleRow = tuple[str, str, str, str, str]
 _new = tuple.__new__
-_LINE, _MORE, _REST = itemgetter(0), itemgetter(5), itemgetter(6)
+_LINE, _REST = itemgetter(0), itemgetter(6)
 
 
 def _value(inner: str) -> Value:
@@ -310,11 +319,11 @@ def _value(inner: str) -> Value:
     return _new(Value, (value, unit if star else None))
 
 
-def _sets_of_rows(rows: list[Row]) -> list[tuple[int, DataSet]]:
-    if not (any(map(_MORE, rows)) or any(map(_REST, rows))):  # one value per line, no leftovers
+def _sets_of_rows(rows: list[Row] | list[SimpleRow], simple: bool) -> list[tuple[int, DataSet]]:
+    if simple:  # one value per line, no leftovers
         return [
             (number, _new(DataSet, (address or None, (_new(Value, (value, unit if star else None)),), line)))
-            for number, (line, address, value, star, unit, _, _) in enumerate(rows, 1)
+            for number, (line, address, value, star, unit) in enumerate(rows, 1)
         ]
     out: list[tuple[int, DataSet]] = []
     append = out.append
@@ -337,10 +346,14 @@ def _regular_block(text: str) -> DataBlock | None:
     the block is not regular."""
     if not text.endswith("!\r\n") or (len(text) > 3 and text[-5:-3] != "\r\n"):
         return None
+    if ")(" not in text:  # one value per data set (most meters): fewer strings per line
+        rows = _SIMPLE_LINE.findall(text)
+        if sum(map(len, map(_LINE, rows))) + 2 * len(rows) + 3 == len(text):
+            return DataBlock._regular(rows, text, True)
     rows = _REGULAR_LINE.findall(text)
     if sum(map(len, map(_LINE, rows))) + 2 * len(rows) + 3 != len(text):
         return None
-    return DataBlock._regular(rows, text)
+    return DataBlock._regular(rows, text, False)
 
 
 def parse_data_block(block: bytes | str) -> DataBlock:

@@ -199,3 +199,14 @@ def test_every_real_readout_decodes_the_same_both_ways(raw: bytes) -> None:
 def test_the_me162_readout_takes_the_short_way() -> None:
     raw = (CAPTURES / "ME162_1.readout.bin").read_bytes()
     assert _canonical(raw, True) is not None
+
+
+def test_a_block_of_one_value_per_line_takes_the_shortest_way() -> None:
+    """The ME162's block has no ")(": it is cut with the regex of fewer groups; a block with
+    more values per set takes the other; the line-by-line parse agrees with both."""
+    simple = "1.8.0(0033402.264*kWh)\r\nF.F(0000000)\r\n!\r\n"
+    more = "1.6.0(000.000*kW)(19-04-01,00:00)\r\n!\r\n"
+    for text, shortest in ((simple, True), (more, False)):
+        block = parse_data_block(text)
+        assert block._lines is None and block._simple is shortest
+        assert block == parse_block_by_lines(text)
