@@ -92,10 +92,13 @@ class Line:
 
     The fast path: a frame that starts after everything on the line has ended waits in
     :attr:`pending` as a frame, not as edges; a receiver whose settings match it takes it whole
-    (:meth:`next_pending`), and its bits are never laid down.  The first question that needs
-    levels (:meth:`level`, :meth:`next_falling_edge`, or a frame that overlaps) lays every
-    pending frame down first, so the answers are those of a line that laid each frame down as
-    it came (``lazy=False``; a property test compares the two).
+    (:meth:`next_pending`), and its bits are never laid down.  A question that needs levels
+    lays down only the pending frames it needs (:meth:`level` those that start by then,
+    :meth:`next_falling_edge` those up to the first start bit after the time asked; a frame that
+    overlaps, all of them), so the answers are those of a line that laid each frame down as it
+    came (``lazy=False``; a property test compares the two), and a receiver that asked with
+    settings which then changed (the reader switched speed after the link looked ahead) still
+    finds the frames after those taken whole.
     """
 
     def __init__(self, *, lazy: bool = True) -> None:
@@ -120,9 +123,11 @@ class Line:
         self._flush()
         self._lay(frame)
 
-    def _flush(self) -> None:
-        while self.pending:
-            self._lay(self.pending.popleft())
+    def _flush(self, until: float = float("inf")) -> None:
+        """Lay down the pending frames that start by ``until``."""
+        pending = self.pending
+        while pending and pending[0].start <= until:
+            self._lay(pending.popleft())
 
     def _lay(self, frame: Frame) -> None:
         dt = 1.0 / frame.fmt.baud
@@ -157,8 +162,14 @@ class Line:
         if not self.pending:
             return None
         frame = self.pending[0]
-        if frame.start <= after or (self.edges and self.edges[-1] > after):
+        if frame.start <= after:
             return None
+        edges = self.edges
+        if edges and edges[-1] > after:  # laid-down edges after it: is one of them a start bit?
+            levels = self.levels
+            i = max(bisect_right(edges, after), self._first)
+            if 0 in levels[i:]:
+                return None
         return frame
 
     def taken(self, frame: Frame) -> None:
@@ -169,19 +180,23 @@ class Line:
             self._last_taken = frame  # a frame laid down later is clipped after its last edge
 
     def level(self, t: float) -> int:
-        self._flush()
+        if self.pending:
+            self._flush(t)
         i = bisect_right(self.edges, t) - 1
         return 1 if i < self._first else self.levels[i]
 
     def next_falling_edge(self, after: float) -> float | None:
         """The first falling edge strictly after ``after``."""
-        self._flush()
-        i = max(bisect_right(self.edges, after), self._first)
-        while i < len(self.edges):
-            if self.levels[i] == 0:
-                return self.edges[i]
-            i += 1
-        return None
+        edges, levels = self.edges, self.levels
+        while True:
+            i = max(bisect_right(edges, after), self._first)
+            while i < len(edges):
+                if levels[i] == 0:
+                    return edges[i]
+                i += 1
+            if not self.pending:
+                return None
+            self._lay(self.pending.popleft())  # the next frame: its start bit, unless before ``after``
 
     def frame_at(self, t: float) -> Frame | None:
         return self._starts.get(t)
@@ -249,7 +264,8 @@ class Receiver:
             stop_sample = edge + (n - 0.5) * dt
             frame = line.frame_at(edge)
             if frame is not None and (
-                frame.fmt == rx or (frame.raw and frame.fmt.bits_per_char == rx.bits_per_char)
+                frame.fmt == rx
+                or (frame.raw and frame.fmt.bits_per_char == rx.bits_per_char and frame.fmt.baud == rx.baud)
             ):
                 return self._exact(frame, rx)
             if line.level(edge + 0.5 * dt) != 0:  # a glitch shorter than half a bit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import itertools
 
 import pytest
@@ -129,6 +130,9 @@ def _line_script(draw: st.DrawFn) -> tuple[list[tuple[str, object]], list[tuple[
         if draw(st.booleans()):
             until = max(until, draw(st.floats(0, t + 0.05)))
             ops.append(("take", until))
+        if draw(st.integers(0, 4)) == 0:  # the reader switches now, after the link looked ahead
+            until = draw(st.floats(until, max(until, t + 0.01)))
+            ops.append(("switch", (until, draw(st.sampled_from(_RX_CHOICES)))))
     ops.append(("take", t + 1.0))
     switches = sorted(
         draw(st.lists(st.tuples(st.floats(0, t + 0.01), st.sampled_from(_RX_CHOICES)), max_size=3)),
@@ -143,7 +147,9 @@ def test_the_fast_path_gives_what_the_bit_model_gives(
 ) -> None:
     """A line that keeps frames whole until a receiver needs their bits (the fast path) and one
     that lays every frame down as bits at once hand over the same characters at the same
-    times, flags included, on any script: matching settings, switches mid-stream, overlaps."""
+    times, flags included, on any script: matching settings, switches mid-stream, overlaps,
+    and switches that come after the receiver was asked what comes next (as a reader switches
+    after the link looked ahead)."""
     from me162.simulator.clock import in_force
     from me162.simulator.uart import Line, Receiver
 
@@ -151,12 +157,17 @@ def test_the_fast_path_gives_what_the_bit_model_gives(
 
     def run(lazy: bool) -> list[object]:
         line = Line(lazy=lazy)
-        rx = Receiver(line, lambda t: in_force(history, t))
+        settings = list(history)
+        rx = Receiver(line, lambda t: in_force(settings, t))
         out: list[object] = []
         for op, arg in ops:
             if op == "add":
                 assert isinstance(arg, Frame)
                 line.add(arg)
+                out.append(("next", rx.next_time()))
+            elif op == "switch":
+                assert isinstance(arg, tuple)
+                bisect.insort(settings, arg, key=lambda switch: switch[0])
                 out.append(("next", rx.next_time()))
             else:
                 assert isinstance(arg, float)
