@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 R2M = Dir.R2M
 M2R = Dir.M2R
+INF = float("inf")
 
 
 class _Path:
@@ -84,6 +85,11 @@ class Link:
         #: advancing to an earlier time only moves the clock, which a transport does on every
         #: look (at 9600 Bd a meter is looked at every character time)
         self._calm_until: float | None = None
+        #: before this virtual time nothing happens but characters reaching the reader, unless
+        #: the reader acts (None: not known).  Nothing on the link reacts to those characters,
+        #: so advancing to an earlier time only takes them: a readout streams at a few
+        #: microseconds a character instead of a turn of the whole engine for each
+        self._quiet_until: float | None = None
 
     def _reader_default(self) -> LineSettings:
         return LineSettings(300, 8, "N", 1) if self.parity_bit else LineSettings(300)
@@ -104,7 +110,7 @@ class Link:
     def reader_configure(self, settings: LineSettings, at: float) -> None:
         """The reader set its UART (speed, and where the transport carries it, the format)."""
         self.advance(at)
-        self._calm_until = None
+        self._calm_until = self._quiet_until = None
         if settings != self.reader_settings:
             self._reader_history.append((at, settings))
             self._note(WireEvent(at, Wire.SETTINGS, R2M, baud=settings.baud, detail=settings.describe()))
@@ -120,7 +126,7 @@ class Link:
         has when that byte starts, so a speed change before the queue is empty garbles the rest.
         """
         self.advance(at)
-        self._calm_until = None
+        self._calm_until = self._quiet_until = None
         if not self._tx_queue:
             self.reader_tx_free = max(at, self.reader_tx_free)
         if data:
@@ -155,21 +161,41 @@ class Link:
     # --- time -------------------------------------------------------------------------------
 
     def next_event(self) -> float | None:
-        times = [
-            t
-            for t in (self.meter.next_deadline(), self._r2m.next_time(), self._m2r.next_time())
-            if t is not None
-        ]
-        if self._tx_queue:
-            times.append(self.reader_tx_free)
+        """When something next happens on the link, a character reaching the reader included
+        (None: nothing is scheduled)."""
+        if self._calm_until is None:
+            self._look_ahead()
+        assert self._calm_until is not None
+        t = self._calm_until
         if self._to_reader:
-            times.append(self._to_reader[0][0])
-        return min(times) if times else None
+            t = min(t, self._to_reader[0][0])
+        return None if t == INF else t
+
+    def _look_ahead(self) -> None:
+        """Set :attr:`_quiet_until` and :attr:`_calm_until` from the state of the link."""
+        quiet = INF
+        for t in (self.meter.next_deadline(), self._r2m.next_time()):
+            if t is not None and t < quiet:
+                quiet = t
+        if self._tx_queue and self.reader_tx_free < quiet:
+            quiet = self.reader_tx_free
+        m2r = self._m2r.next_time()
+        self._quiet_until = quiet
+        self._calm_until = quiet if m2r is None or m2r > quiet else m2r
 
     def advance(self, to: float) -> None:
         """Run everything that happens up to virtual time ``to``."""
         if self._calm_until is not None and to < self._calm_until:
             self.now = max(self.now, to)
+            return
+        if self._quiet_until is not None and to < self._quiet_until:
+            # Only characters reaching the reader until then: take them, in one go.
+            self._m2r.process(to)
+            self.meter.advance(to)
+            self.now = max(self.now, to)
+            m2r = self._m2r.next_time()
+            quiet = self._quiet_until
+            self._calm_until = quiet if m2r is None or m2r > quiet else m2r
             return
         self._materialize(to)
         while True:
@@ -191,8 +217,7 @@ class Link:
         self._collect_meter()
         self._m2r.process(to)
         self.now = max(self.now, to)
-        nxt = self.next_event()
-        self._calm_until = float("inf") if nxt is None else nxt
+        self._look_ahead()
 
     # --- internals --------------------------------------------------------------------------
 
