@@ -41,6 +41,7 @@ import contextlib
 import errno
 import fcntl
 import functools
+import heapq
 import logging
 import math
 import os
@@ -186,14 +187,23 @@ class PortState:
         return [self.iflag, self.oflag, self.cflag, self.lflag]
 
 
+def read_termios2(master: int) -> bytearray:
+    """The slave's ``struct termios2`` as bytes (OSError where TCGETS2 is not there)."""
+    buf = bytearray(_TERMIOS2.size)
+    fcntl.ioctl(master, TCGETS2, buf)
+    return buf
+
+
+def port_state(termios2: bytearray) -> PortState:
+    iflag, oflag, cflag, lflag, _line, _cc, _ispeed, ospeed = _TERMIOS2.unpack(termios2)
+    return PortState(iflag, oflag, cflag, lflag, ospeed or _SPEEDS.get(cflag & CBAUD, 0))
+
+
 def read_port_state(master: int) -> PortState:
     """The slave's settings, speed included however it was set (TCGETS2 reads the numeric
     speed of ``BOTHER``; plain TCGETS where TCGETS2 is not there)."""
     try:
-        buf = bytearray(_TERMIOS2.size)
-        fcntl.ioctl(master, TCGETS2, buf)
-        iflag, oflag, cflag, lflag, _line, _cc, _ispeed, ospeed = _TERMIOS2.unpack(buf)
-        baud = ospeed or _SPEEDS.get(cflag & CBAUD, 0)
+        return port_state(read_termios2(master))
     except OSError:
         attrs = termios.tcgetattr(master)
         iflag, oflag, cflag, lflag = (int(x) for x in attrs[:4])
@@ -277,6 +287,8 @@ class PtyMeter(Background):
         self._idle = False  #: this turn waits on the inotify watch, not the master
         self._quiet_until = 0.0  #: monotonic: after a reader left, no look at the master before
         self._pulled_until: float | None = None  #: monotonic: a fault pulled the probe off until
+        self.generation = 0  #: counts the masters this meter opened (a new one may reuse the number)
+        self._termios2: bytearray | None = None  #: the settings as last read, as bytes
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
 
@@ -395,6 +407,7 @@ class PtyMeter(Background):
     def _plug_back(self) -> None:
         self._pulled_until = None
         self.master, self.path, self.link_path, self._handle = open_packet_pty(self.link_path)
+        self.generation += 1
         self._own_poll = select.poll()
         self._own_poll.register(self.master, select.POLLIN)
         if self._watch is not None and not self._watch.watch(self.path):
@@ -510,11 +523,25 @@ class PtyMeter(Background):
 
     def _look(self, how: str) -> PortState | None:
         """Read the reader's settings; act on a change.  ``how`` says what prompted the look."""
+        before = self.state
         try:
-            state = read_port_state(self.master)
+            raw = read_termios2(self.master)
+        except OSError:
+            raw = None
+        if (
+            raw is not None
+            and raw == self._termios2
+            and before is not None
+            and how != "packet"
+            and before.extproc
+            and before.iflag & termios.IGNBRK
+        ):
+            return before  # the same bytes as last time, armed: nothing to do (looked at every byte)
+        try:
+            state = port_state(raw) if raw is not None else read_port_state(self.master)
         except (OSError, termios.error):
             return self.state
-        before = self.state
+        self._termios2 = raw
         same = before is not None and state.reader_view() == before.reader_view()
         armed = state.extproc and bool(state.iflag & termios.IGNBRK)
         if same and armed:
@@ -576,59 +603,78 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
     """Serve meters on their ptys in the calling thread until ``stop`` (and a byte on ``wake``).
 
     One thread for any number of meters.  Each meter says when it next has something due and
-    which descriptor would wake it sooner (its master, or the inotify watch while idle); the
-    thread sleeps in ``select`` (to the microsecond) until the earliest, then turns only the
-    meters that are due or were woken, so a turn costs what those meters cost, not all of them."""
+    which descriptor would wake it sooner (its master, or the inotify watch while idle).  The
+    descriptors sit in one epoll set and the due times in a heap: the thread sleeps in
+    ``select`` on the epoll descriptor alone (to the microsecond: epoll's own wait counts
+    whole milliseconds) until the earliest due time, then turns only the meters that are due
+    or were woken, so a turn costs what those meters cost, however many meters there are."""
     lateness = Lateness()
     for m in meters:
         m._looked_at = m.served.now()
-    plans = [m.step() for m in meters]
+    ep = select.epoll()
+    ep.register(wake, select.EPOLLIN)
+    owner: dict[int, int] = {}  #: descriptor -> the meter it wakes
+    watched: list[tuple[int, int] | None] = [None] * len(meters)  #: (descriptor, generation)
+    due = [0.0] * len(meters)
+    heap: list[tuple[float, int]] = []
+
+    def plan(i: int, now: float) -> None:
+        wait, fd = meters[i].step()
+        key = None if fd is None else (fd, meters[i].generation)
+        if key != watched[i]:
+            old = watched[i]
+            if old is not None and owner.get(old[0]) == i:  # (not if another meter's new one has the number)
+                del owner[old[0]]
+                with contextlib.suppress(OSError, ValueError):
+                    ep.unregister(old[0])  # (a descriptor closed since has left the set by itself)
+            if fd is not None:
+                try:
+                    ep.register(fd, select.EPOLLIN)
+                except FileExistsError:
+                    ep.modify(fd, select.EPOLLIN)
+                owner[fd] = i
+            watched[i] = key
+        due[i] = now + wait
+        if not math.isinf(due[i]):
+            heapq.heappush(heap, (due[i], i))
+
     start = time.monotonic()
-    due = [start + w for w, _ in plans]
-    poller = select.poll()
-    polled: list[int] = []
+    for i in range(len(meters)):
+        plan(i, start)
     ready.set()
     try:
         while not stop.is_set():
-            masters = [fd for m, (_, fd) in zip(meters, plans, strict=True) if fd is not None and not m._idle]
-            watches = [fd for m, (_, fd) in zip(meters, plans, strict=True) if fd is not None and m._idle]
-            if masters != polled:
-                poller = select.poll()
-                for fd in masters:
-                    poller.register(fd, select.POLLIN)
-                polled = masters
-            timeout = min(due) - time.monotonic()
+            while heap and heap[0][0] != due[heap[0][1]]:  # superseded by a later plan
+                heapq.heappop(heap)
+            timeout = (heap[0][0] - time.monotonic()) if heap else None
             try:
-                fired: set[int] = set()
-                if timeout > 0:
-                    wait = None if math.isinf(timeout) else timeout
-                    fired = set(select.select([*masters, *watches, wake], [], [], wait)[0])
-                    if wake in fired:
-                        with contextlib.suppress(OSError):
-                            os.read(wake, 64)
-                elif watches:
-                    fired = set(select.select(watches, [], [], 0)[0])
-                flags = dict(poller.poll(0)) if masters else {}
+                if timeout is None or timeout > 0:
+                    select.select([ep.fileno()], [], [], timeout)
+                events = ep.poll(0)
             except (OSError, ValueError):
                 return
             late = lateness.since_mark()
             now = time.monotonic()
-            for i, m in enumerate(meters):
-                target = plans[i][1]
-                if target is None:
-                    got = 0
-                elif m._idle:
-                    got = int(target in fired)
-                else:
-                    got = flags.get(target, 0)
-                if not got and due[i] > now:
-                    continue
+            turn: dict[int, int] = {}
+            for fd, mask in events:
+                if fd == wake:
+                    with contextlib.suppress(OSError):
+                        os.read(wake, 64)
+                elif (woken := owner.get(fd)) is not None:
+                    turn[woken] = mask
+            while heap and heap[0][0] <= now:
+                t, i = heapq.heappop(heap)
+                if t == due[i]:
+                    turn.setdefault(i, 0)
+            for i in sorted(turn):
+                m = meters[i]
+                flags = turn[i]
                 if m._pulled_until is None:
-                    m.handle(got, late)
-                plans[i] = m.step()
-                due[i] = time.monotonic() + plans[i][0]
+                    m.handle(int(bool(flags)) if m._idle else flags, late)
+                plan(i, time.monotonic())
             lateness.mark()
     finally:
+        ep.close()
         lateness.close()
 
 
