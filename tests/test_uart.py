@@ -186,3 +186,46 @@ def test_matching_frames_are_never_laid_down_as_bits() -> None:
         line.add(f)
     assert bytes(c.byte for c in rx.take(1.0)) == b"/ISK5ME162-0033\r\n"
     assert line.edges == [] and not line.pending  # nothing was modelled bit by bit
+
+
+def test_a_readout_after_a_switch_the_link_did_not_foresee_is_taken_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The link asks what the reader's UART gets next as soon as the meter has queued its
+    readout, before the reader's switch to 9600 Bd reaches it (on a pty, always): the first
+    frames are then modelled bit by bit at 300 Bd, but only the ones that question needs; once
+    the switch is known the rest of the readout is taken whole, never laid down as bits."""
+    from datetime import datetime
+
+    from me162.simulator.session import MeterOptions, Served
+    from me162.simulator.uart import Line
+
+    laid: list[Frame] = []
+    lay = Line._lay
+
+    def counting(self: Line, frame: Frame) -> None:
+        laid.append(frame)
+        lay(self, frame)
+
+    monkeypatch.setattr(Line, "_lay", counting)
+    link = Served(MeterOptions(clock_start=datetime(2026, 6, 21, 12))).link
+    link.reader_write(b"/?!\r\n", 0.0)
+    got = bytearray()
+    t = 0.0
+    while not got.endswith(b"\r\n"):
+        t = link.next_event() or t + 0.01
+        link.advance(t)
+        got += link.reader_take(t)
+    link.reader_write(b"\x06050\r\n", t)
+    ack_end = link.reader_tx_done
+    link.advance(ack_end)  # the meter has the ACK and queues its readout ...
+    link.next_event()  # ... and the link looks ahead: the reader is still at 300 Bd
+    link.reader_configure(LineSettings(9600), ack_end + 0.003)  # then the reader's switch
+    readout = bytearray()
+    while not (len(readout) > 2 and readout[-2] == 0x03):
+        t = link.next_event() or t + 0.01
+        link.advance(t)
+        readout += link.reader_take(t)
+    assert readout.startswith(b"\x02") and b"1.8.0(" in readout
+    at_9600 = [f for f in laid if f.fmt.baud == 9600]
+    assert len(at_9600) <= 40, f"{len(at_9600)} of {len(readout)} readout frames were modelled bit by bit"
