@@ -268,18 +268,21 @@ class ReaderSession:
 
     def _quiet(self, silence: float, limit: float) -> Gen:
         """Listen until nothing has arrived for ``silence`` seconds (at most ``limit`` seconds);
-        what arrives is dropped.  Returns how many bytes were dropped."""
+        what arrives is dropped.  Returns how many bytes were dropped, and whether the line did
+        go quiet (False: it was still talking when ``limit`` ran out)."""
         stop = self.now + limit
         dropped = 0
         until = min(stop, self.now + silence)
+        last = self.now
         while self.now < until:
             event = yield Wait(until)
             self._absorb(event)
             if event.data:
                 until = min(stop, self.now + silence)
                 dropped += len(event.data)
+                last = self.now
         self.input.clear()
-        return dropped
+        return dropped, self.now >= last + silence
 
     def _receive(
         self, accept: Callable[[Message], bool], first_timeout: float, what: str, max_bytes: int
@@ -341,7 +344,15 @@ class ReaderSession:
                     break_first = True  # a session may still be open: the meter is deaf until B0
                 if cfg.mode != "D":
                     yield from self._switch(INITIAL_BAUD)
-                dropped = yield from self._quiet(cfg.quiet_before_retry, cfg.quiet_limit)
+                dropped, quiet = yield from self._quiet(cfg.quiet_before_retry, cfg.quiet_limit)
+                if not quiet:  # a retry would land in what the meter is sending, and the next one too
+                    busy = ReaderError(
+                        Failure.LINE_BUSY,
+                        f"after attempt {attempt}, the line did not go quiet for {cfg.quiet_before_retry:g} s "
+                        f"within {cfg.quiet_limit:g} s ({dropped} byte(s)): no retry into what the meter is sending",
+                    )
+                    busy.result = res
+                    raise busy from e
                 if dropped:
                     res.notes.append(f"waited for the line to go quiet first ({dropped} byte(s) dropped)")
                 yield from self._pause(min(1.5 * attempt, 6.0))
@@ -664,7 +675,7 @@ class ReaderSession:
                     send = self._after_bcc_error(data, repeat) if verdict.startswith("BCC") else data
                 else:
                     if copies > 1 or (repeat is not None and attempt):
-                        stray = yield from self._quiet(cfg.stray_answer_window, cfg.quiet_limit)
+                        stray, _ = yield from self._quiet(cfg.stray_answer_window, cfg.quiet_limit)
                         if stray:
                             res.notes.append(f"{what}: dropped {stray} byte(s) of a late second answer")
                     return verdict

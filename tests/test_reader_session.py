@@ -357,6 +357,25 @@ def test_a_meter_that_never_stops_pushing_does_not_hold_auto_mode_for_ever() -> 
     assert e.failure is Failure.LINE_BUSY and "--mode D" in str(e)
 
 
+def test_a_line_that_never_goes_quiet_is_not_retried_into() -> None:
+    # Retries wait for the line to go quiet; a meter pushing every second never lets it.  Once
+    # the wait runs out, a retry would sign on into the pushes, and so would the next one: the
+    # reading ends there, after the first attempt, with the reason.
+    e = failure(Bench("ebz_dd3"), ReaderConfig(session_retries=2, quiet_limit=10.0))
+    assert e.failure is Failure.LINE_BUSY and "did not go quiet" in str(e)
+    assert e.result is not None and e.result.retries == 1
+
+
+def test_a_line_that_goes_quiet_in_time_is_retried() -> None:
+    # The same wait on a line that is quiet (the first attempt met a meter deaf until B0): the
+    # retry goes ahead and reads.
+    b = Bench()
+    b.meter.abandon_session()
+    b.meter.outbox.clear()
+    res = read(b, ReaderConfig(quiet_limit=10.0))
+    assert res.readout is not None and res.retries == 1
+
+
 def test_steady_noise_is_bytes_but_no_identification() -> None:
     b = Bench()
     b.link.interceptors.append(lambda tx: [replace(tx, data=b"\x7f" * 400, kind=Sent.NOISE)])
