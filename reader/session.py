@@ -127,6 +127,14 @@ class Wait:
 Action = Send | SetSpeed | Wait
 
 
+#: The switch to the agreed speed comes this share of the meter's shortest reaction time (t_r
+#: min: 200 ms, 20 ms for a meter with a lowercase third letter) after the ACK has left the
+#: wire, not at the very moment: a driver that hands the last bytes over late (a USB adapter's
+#: FIFO, a pty's work queue) still sends them whole at the old speed, and the meter cannot
+#: answer before t_r min.
+SWITCH_LEAD = 0.2
+
+
 @dataclass
 class ReaderConfig:
     address: str = ""
@@ -468,7 +476,8 @@ class ReaderSession:
         yield from self._pause(t_r)
         self.input.clear()
         yield from self._send(OptionSelect("0", z, "1" if programming else "0").to_bytes())
-        yield from self._switch(baud, cfg.change_delay)
+        reaction = T_R_MIN_FAST if ident.fast_reaction else T_R_MIN
+        yield from self._switch(baud, cfg.change_delay + SWITCH_LEAD * reaction)
         if programming:
             return (yield from self._programming(ident, baud))
         return (yield from self._readout(baud, after_ack=True))
