@@ -171,14 +171,16 @@ class Link:
             t = min(t, self._to_reader[0][0])
         return None if t == INF else t
 
-    def _look_ahead(self) -> None:
-        """Set :attr:`_quiet_until` and :attr:`_calm_until` from the state of the link."""
-        quiet = INF
-        for t in (self.meter.next_deadline(), self._r2m.next_time()):
-            if t is not None and t < quiet:
-                quiet = t
-        if self._tx_queue and self.reader_tx_free < quiet:
-            quiet = self.reader_tx_free
+    def _look_ahead(self, quiet: float | None = None) -> None:
+        """Set :attr:`_quiet_until` (to ``quiet``, or from the state of the link) and
+        :attr:`_calm_until`."""
+        if quiet is None:
+            quiet = INF
+            for t in (self.meter.next_deadline(), self._r2m.next_time()):
+                if t is not None and t < quiet:
+                    quiet = t
+            if self._tx_queue and self.reader_tx_free < quiet:
+                quiet = self.reader_tx_free
         m2r = self._m2r.next_time()
         self._quiet_until = quiet
         self._calm_until = quiet if m2r is None or m2r > quiet else m2r
@@ -193,9 +195,7 @@ class Link:
             self._m2r.process(to)
             self.meter.advance(to)
             self.now = max(self.now, to)
-            m2r = self._m2r.next_time()
-            quiet = self._quiet_until
-            self._calm_until = quiet if m2r is None or m2r > quiet else m2r
+            self._look_ahead(self._quiet_until)
             return
         self._materialize(to)
         while True:
