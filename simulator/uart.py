@@ -321,8 +321,7 @@ class Receiver:
             now = settings_at(frame.start)
             if now is not rx and now != rx:
                 break
-            pending.popleft()
-            line._last_taken = frame
+            line.taken(frame)
             self.armed_at = frame.start + rearm
             out.append(RxChar(frame.start + char, frame.byte, False, frame.bad_parity and rx.parity != "N"))
 
