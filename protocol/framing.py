@@ -148,9 +148,18 @@ class Framer:
     """
 
     def __init__(
-        self, *, ack: AckRule = AckRule.AUTO, max_line: int = MAX_LINE, max_block: int = MAX_BLOCK
+        self,
+        *,
+        ack: AckRule = AckRule.AUTO,
+        max_line: int = MAX_LINE,
+        max_block: int = MAX_BLOCK,
+        blocks: bool = True,
     ) -> None:
         self.ack = ack
+        #: False: SOH and STX start nothing and are noise, for a listener to whom no block
+        #: message can come (mode D pushes are plain blocks): a stray STX in garbage would
+        #: otherwise hold every later message in a block that never ends
+        self.blocks = blocks
         self.max_line = max_line
         self.max_block = max_block
         self._buf = bytearray()
@@ -226,7 +235,7 @@ class Framer:
         if first == 0x2F:  # "/"
             return self._line(final)
         if first in (Ctl.STX, Ctl.SOH):
-            return self._block(final)
+            return self._block(final) if self.blocks else self._msg(Kind.NOISE, self._p + 1)
         if first == Ctl.ACK:
             return self._ack(final)
         if first == Ctl.NAK:

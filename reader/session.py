@@ -330,7 +330,9 @@ class ReaderSession:
 
     def _session(self) -> Gen:
         """Whole-session attempts: a failed attempt is retried (bounded) once the line is quiet,
-        so that a retry never lands inside what the meter is still sending."""
+        so that a retry never lands inside what the meter is still sending, and not at all if
+        it does not go quiet; in mode D, where the meter pushes by itself, a retry listens again
+        at once."""
         cfg = self.config
         res = self.result
         attempt = 0
@@ -350,19 +352,22 @@ class ReaderSession:
                 log.info("attempt %d failed: %s; retrying", attempt, e)
                 if e.failure in (Failure.NO_IDENTIFICATION, Failure.LINE_BUSY, Failure.PROGRAMMING):
                     break_first = True  # a session may still be open: the meter is deaf until B0
-                if cfg.mode != "D":
+                if cfg.mode == "D":  # a pushing meter is never quiet, and a retry only listens again
+                    self.input.clear()
+                else:
                     yield from self._switch(INITIAL_BAUD)
-                dropped, quiet = yield from self._quiet(cfg.quiet_before_retry, cfg.quiet_limit)
-                if not quiet:  # a retry would land in what the meter is sending, and the next one too
-                    busy = ReaderError(
-                        Failure.LINE_BUSY,
-                        f"after attempt {attempt}, the line did not go quiet for {cfg.quiet_before_retry:g} s "
-                        f"within {cfg.quiet_limit:g} s ({dropped} byte(s)): no retry into what the meter is sending",
-                    )
-                    busy.result = res
-                    raise busy from e
-                if dropped:
-                    res.notes.append(f"waited for the line to go quiet first ({dropped} byte(s) dropped)")
+                    dropped, quiet = yield from self._quiet(cfg.quiet_before_retry, cfg.quiet_limit)
+                    if not quiet:  # a retry would land in what the meter is sending, and the next one too
+                        busy = ReaderError(
+                            Failure.LINE_BUSY,
+                            f"after attempt {attempt}, the line did not go quiet for {cfg.quiet_before_retry:g} s "
+                            f"within {cfg.quiet_limit:g} s ({dropped} byte(s)): no retry into what the meter "
+                            "is sending",
+                        )
+                        busy.result = res
+                        raise busy from e
+                    if dropped:
+                        res.notes.append(f"waited for the line to go quiet first ({dropped} byte(s) dropped)")
                 yield from self._pause(min(1.5 * attempt, 6.0))
 
     def _attempt(self, *, break_first: bool) -> Gen:
@@ -534,6 +539,7 @@ class ReaderSession:
         res.mode = "D"
         yield from self._switch(cfg.push_baud)
         self.input.clear()
+        self.input.blocks = False  # pushes are plain blocks: an STX is garbage, not a message
         self.state = State.READOUT
         ident: list[Message] = []
         spoiled: list[Message] = []

@@ -210,6 +210,8 @@ class Served:
 
     def _log_events(self) -> None:
         events = self.link.events
+        if self._logged == len(events) and not self._pending:  # (most looks: nothing new)
+            return
         while self._logged < len(events):
             self._pending.append(events[self._logged])
             self._logged += 1

@@ -96,6 +96,20 @@ def test_plain_data_blocks_and_mode_d_pushes() -> None:
     assert kinds(b"1.8.0(1)\r\n!\r\n\x03\x11") == ["plain", "noise"]  # a readout whose STX was lost
 
 
+def test_a_listener_to_whom_no_block_can_come_takes_stx_and_soh_for_noise() -> None:
+    # Mode D: a push read at a wrong speed holds an STX; taken as the start of a block message,
+    # it would hold every later push in a block that never ends.
+    stream = b"\x00LBs\x02R\x13+*B\n/EBZ5DD3BZ06ETA_107\r\n\r\n1-0:1.8.0*255(000123.4*kWh)\r\n!\r\n"
+    f = Framer(blocks=False)
+    f.feed(stream)
+    msgs = list(f)
+    assert [m.kind for m in msgs][-2:] == [Kind.IDENTIFICATION, Kind.PLAIN]
+    assert b"".join(m.data for m in msgs) == stream  # lossless as ever
+    f = Framer()
+    f.feed(stream)
+    assert all(m.kind is not Kind.IDENTIFICATION for m in f)  # the block swallows the push
+
+
 def test_noise_runs_come_out_as_one_message() -> None:
     msgs = split(b"\x7f\x7f\x7f\x00/ISK5ME162-0033\r\n")
     assert [m.kind for m in msgs] == [Kind.NOISE, Kind.IDENTIFICATION]

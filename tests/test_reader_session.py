@@ -338,6 +338,41 @@ def test_a_corrupted_push_is_a_clean_failure_or_a_correct_reading(tmp_path: Path
         assert res.readout is not None and res.identification is not None
 
 
+def test_a_stray_stx_before_the_pushes_does_not_hold_them() -> None:
+    # Garbage with an STX in it (the first push heard at a wrong speed, light on the probe)
+    # comes before the pushes: the next push is read, in the first attempt.
+    b = Bench("ebz_dd3")
+    first = [True]
+
+    def garbage_first(tx: Transmit) -> list[Transmit]:
+        if first[0] and tx.data.startswith(b"/"):
+            first[0] = False
+            return [replace(tx, data=b"\x00LBs\x02R\x13+*B" + tx.data[40:])]
+        return [tx]
+
+    b.link.interceptors.append(garbage_first)
+    res = read(b, ReaderConfig(mode="D", push_baud=9600, session_retries=0))
+    assert res.readout is not None and res.readout.mode_d and res.retries == 0
+
+
+def test_a_mode_d_retry_listens_again_at_once() -> None:
+    # A pushing meter never leaves the line quiet: a retry in mode D does not wait for that
+    # (it used to wait the whole 30 s limit), it listens to the next pushes.
+    b = Bench("ebz_dd3")
+    spoiled = [0]
+
+    def three_spoiled(tx: Transmit) -> list[Transmit]:
+        if tx.data.startswith(b"/") and spoiled[0] < 3:
+            spoiled[0] += 1
+            return [replace(tx, data=b"/?" + tx.data[2:])]
+        return [tx]
+
+    b.link.interceptors.append(three_spoiled)
+    res = read(b, ReaderConfig(mode="D", push_baud=9600, session_retries=1))
+    assert res.readout is not None and res.retries == 1
+    assert b.link.now < 10.0
+
+
 def test_pushes_that_are_all_spoiled_end_the_reading_after_a_few_not_after_megabytes(tmp_path: Path) -> None:
     # Every push's "/EBZ5" reads as "/?BZ5": no push can be read.  Waiting for one used to last
     # until 64 KiB had arrived (160 s of pushes at 9600 Bd) for every attempt.
