@@ -399,34 +399,50 @@ class ReaderSession:
         yield from self._send(request)
         self.state = State.IDENTIFICATION
         echoed = []
+        found: list[Identification] = []
+        passed_over: list[str] = []  #: lines shaped like an identification that are not one
 
         def identification(msg: Message) -> bool:
+            """An identification a meter can have sent; a line of garbage shaped like one (bytes
+            read at another speed, light) is passed over, within the same byte budget."""
             if msg.kind is Kind.REQUEST and msg.data == request:
                 echoed.append(msg)
-            return msg.kind is Kind.IDENTIFICATION
+            if msg.kind is not Kind.IDENTIFICATION:
+                return False
+            try:
+                ident = Identification.from_bytes(msg.data)
+            except ProtocolError as e:
+                passed_over.append(f"{msg.data[:40]!r} (unreadable: {e})")
+                return False
+            implausible = ident.plausible
+            if implausible is not None:
+                passed_over.append(f"{msg.data[:40]!r} ({implausible})")
+                return False
+            found.append(ident)
+            return True
+
+        def failed(e: Exception) -> str:
+            if not passed_over:
+                return str(e)
+            return f"{e}; passed over {len(passed_over)} line(s) that are no identification, the last {passed_over[-1]}"
 
         try:
-            found = yield from self._receive(
+            yield from self._receive(
                 identification,
                 cfg.first_timeout + LineSettings(INITIAL_BAUD).transfer_time(len(request)),
                 "the identification",
                 cfg.max_ident_bytes,
             )
         except Overflow as e:
-            raise ReaderError(Failure.LINE_BUSY, str(e)) from None
+            raise ReaderError(Failure.LINE_BUSY, failed(e)) from None
         except ProtocolTimeout as e:
             busy = e.received > 0
-            raise ReaderError(Failure.LINE_BUSY if busy else Failure.NO_IDENTIFICATION, str(e)) from None
-        line = found.data
+            raise ReaderError(Failure.LINE_BUSY if busy else Failure.NO_IDENTIFICATION, failed(e)) from None
+        ident = found[-1]
         if echoed:
             res.notes.append("skipped the echo of the request (the probe echoes)")
-        try:
-            ident = Identification.from_bytes(line)
-        except ProtocolError as e:
-            raise ReaderError(Failure.LINE_BUSY, f"unreadable identification: {e}") from None
-        implausible = ident.plausible
-        if implausible is not None:
-            raise ReaderError(Failure.LINE_BUSY, f"not an identification ({implausible}): {line[:40]!r}")
+        if passed_over:
+            res.notes.append(f"passed over {len(passed_over)} line(s) that are no identification")
         res.identification = ident
         res.timings["identification"] = round(self.now - start, 3)
         mode = cfg.mode if cfg.mode != "auto" else ident.mode

@@ -411,6 +411,27 @@ def test_a_line_that_goes_quiet_in_time_is_retried() -> None:
     assert res.readout is not None and res.retries == 1
 
 
+def test_garbage_shaped_like_an_identification_is_passed_over() -> None:
+    # A line of garbage that frames as an identification (bytes read at another speed) comes
+    # before the meter's own: the reader waits on for the real one, within its byte budget.
+    b = Bench()
+    b.link.interceptors.append(
+        lambda tx: [replace(tx, data=b"/12X5abc\r\n" + tx.data)] if tx.kind == Sent.IDENTIFICATION else [tx]
+    )
+    res = read(b)
+    assert res.identification is not None and res.identification.ident == "ME162-0033"
+    assert res.readout is not None and any("passed over 1 line" in n for n in res.notes)
+
+
+def test_only_garbage_shaped_like_identifications_says_what_was_passed_over() -> None:
+    b = Bench()
+    b.link.interceptors.append(
+        lambda tx: [replace(tx, data=b"/12X5abc\r\n" * 20)] if tx.kind == Sent.IDENTIFICATION else [tx]
+    )
+    e = failure(b, ReaderConfig(session_retries=0))
+    assert e.failure is Failure.LINE_BUSY and "manufacturer '12X' is not three letters" in str(e)
+
+
 def test_steady_noise_is_bytes_but_no_identification() -> None:
     b = Bench()
     b.link.interceptors.append(lambda tx: [replace(tx, data=b"\x7f" * 400, kind=Sent.NOISE)])
