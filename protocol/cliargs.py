@@ -2,12 +2,12 @@
 options refused with one line, typed option values that refuse NaN, out-of-range numbers and
 impossible TCP ports up front, and the same verbosity options everywhere.
 
-Imported by every command line: it must stay cheap (argparse and logging only)."""
+Imported by every command line: it must stay cheap (argparse only; logging is imported by
+the functions that need it, so that ``--help`` does not)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import re
 from typing import Any, NoReturn
@@ -71,8 +71,12 @@ def add_verbosity(p: argparse.ArgumentParser, *, verbose_help: str = "log more (
     )
 
 
-def log_level(args: argparse.Namespace, *, default: int, verbose: int = logging.DEBUG) -> int:
-    """The logging level the verbosity options ask for."""
+def log_level(args: argparse.Namespace, *, default: int, verbose: int | None = None) -> int:
+    """The logging level the verbosity options ask for (``verbose``: for -v, default DEBUG)."""
+    import logging
+
+    if verbose is None:
+        verbose = logging.DEBUG
     if getattr(args, "log_level", None):
         return int(getattr(logging, args.log_level.upper()))
     if getattr(args, "quiet", False):
