@@ -399,7 +399,6 @@ class ReaderSession:
         yield from self._send(request)
         self.state = State.IDENTIFICATION
         echoed = []
-        found: list[Identification] = []
         passed_over: list[str] = []  #: lines shaped like an identification that are not one
 
         def identification(msg: Message) -> bool:
@@ -418,7 +417,6 @@ class ReaderSession:
             if implausible is not None:
                 passed_over.append(f"{msg.data[:40]!r} ({implausible})")
                 return False
-            found.append(ident)
             return True
 
         def failed(e: Exception) -> str:
@@ -427,7 +425,7 @@ class ReaderSession:
             return f"{e}; passed over {len(passed_over)} line(s) that are no identification, the last {passed_over[-1]}"
 
         try:
-            yield from self._receive(
+            found = yield from self._receive(
                 identification,
                 cfg.first_timeout + LineSettings(INITIAL_BAUD).transfer_time(len(request)),
                 "the identification",
@@ -438,7 +436,15 @@ class ReaderSession:
         except ProtocolTimeout as e:
             busy = e.received > 0
             raise ReaderError(Failure.LINE_BUSY if busy else Failure.NO_IDENTIFICATION, failed(e)) from None
-        ident = found[-1]
+        try:  # (what ``identification`` took parses; a subclass may accept other lines)
+            ident = Identification.from_bytes(found.data)
+        except ProtocolError as e:
+            raise ReaderError(Failure.LINE_BUSY, f"unreadable identification: {e}") from None
+        implausible = ident.plausible
+        if implausible is not None:
+            raise ReaderError(
+                Failure.LINE_BUSY, f"not an identification ({implausible}): {found.data[:40]!r}"
+            )
         if echoed:
             res.notes.append("skipped the echo of the request (the probe echoes)")
         if passed_over:
