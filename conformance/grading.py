@@ -10,6 +10,7 @@ rule reads typed fields; none parses a formatted string.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -250,6 +251,31 @@ def fail_cleanly_or_read(o: Outcome) -> V:
         last = clip((o.run.stderr.strip().splitlines() or [""])[-1], 120)
         return Verdict.FAIL, f"crashed with a traceback ({last}), not a clean failure"
     return Verdict.PASS, f"failed cleanly (exit {o.run.exit_code}, {o.run.seconds:.1f} s)"
+
+
+#: protocol seconds a reader may listen to a meter that never stops sending without acting (a
+#: new request, a break) or letting go of the port.  The reference reader needs about 45: its
+#: identification's byte budget, then up to 30 s waiting for the line to go quiet.
+ENDLESS_TALK_LIMIT = 60.0
+
+
+@grader
+def let_go_of_endless_talk(o: Outcome) -> V:
+    """A meter that never stops sending: read right or fail cleanly, and never listen longer
+    than :data:`ENDLESS_TALK_LIMIT` without acting.  A reader whose deadline every byte pushes
+    on ends only when the meter happens to pause (on a busy machine it may, by chance)."""
+    verdict, reason = fail_cleanly_or_read(o)
+    if verdict is not Verdict.PASS:
+        return verdict, reason
+    acts = sorted(e.t for e in o.events if (e.kind == "data" and e.dir == "r2m") or e.kind == "close")
+    longest = max((b - a for a, b in itertools.pairwise(acts)), default=0.0)
+    if longest > ENDLESS_TALK_LIMIT:
+        return (
+            Verdict.FAIL,
+            f"listened {longest:.0f} s to a meter that never stops sending before it acted or let go "
+            f"(at most {ENDLESS_TALK_LIMIT:g} s): each byte seems to extend its deadline",
+        )
+    return verdict, reason
 
 
 @grader

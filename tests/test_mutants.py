@@ -102,10 +102,11 @@ CATCHES: dict[str, str] = {
     "ROBUST-10": "accept-bad-bcc",
     "ROBUST-11": "crash-on-garbage",
     "ROBUST-12": "take-late-answer",
-    "ROBUST-13": "unbounded-wait",
+    "ROBUST-13": "crash-on-garbage",
     "ROBUST-14": "parse-any-answer",
     "ROBUST-15": "trust-push",
     "ROBUST-16": "retry-at-once",
+    "ROBUST-17": "unbounded-wait",
 }
 
 

@@ -143,4 +143,14 @@ CASES = [
         "PROTOCOL.md 6 (fallback readout); reference-reader soak (issue 14)",
         Setup(scenarios=("cut-identification",)),
     ),
+    Case(
+        "ROBUST-17",
+        "A meter that never stops sending, heard for a minute at most",
+        "A meter pushes at 9600 Bd every second while the reader signs on at 300 Bd: the reader acts again "
+        "or lets go of the port within 60 s; one that lets every byte extend its deadline is held until the "
+        "meter happens to pause.",
+        "Reference-reader soak (issue 14): each byte extended the deadline",
+        Setup(profile="ebz_dd3"),
+        grade="let_go_of_endless_talk",
+    ),
 ]
