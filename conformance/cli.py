@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
         "-j",
         "--jobs",
         default="auto",
-        help="cases at once, each in a process of its own (default auto: two per CPU; 1: one at a time)",
+        help="runs at once, each in a process of its own; cases with the same setup share a run "
+        "(default auto: two per CPU; 1: one at a time)",
     )
     p.add_argument(
         "--bundle", type=Path, help="write the results bundle (reports, JUnit, captures, hashes) here"

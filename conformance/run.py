@@ -1,4 +1,5 @@
-"""Run the suite: every applicable case, each on a fresh virtual meter, verdicts collected."""
+"""Run the suite: every applicable case on a fresh virtual meter, verdicts collected.  Cases
+that set up the same meter and ask the same reading share one run, which each grades."""
 
 from __future__ import annotations
 
@@ -85,9 +86,23 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
     why = case.applies(decl)
     if why:
         return Result(case.id, Verdict.NOT_APPLICABLE, why)
+    return run_cases([case], decl, speed=speed, seed=seed, bundle=bundle)[0]
+
+
+def same_run(case: Case) -> str:
+    """What makes two cases' runs the same: their setup (the meter, its faults, what the reader
+    is asked); cases that agree on it share one run and each grades it."""
+    return repr(case.setup)
+
+
+def run_cases(
+    cases: list[Case], decl: Declaration, *, speed: float, seed: int, bundle: Path | None
+) -> list[Result]:
+    """Run applicable cases that share a setup (:func:`same_run`) once, and grade the run for each."""
+    first = cases[0]
     record = None
     if bundle is not None:
-        record = bundle / "captures" / case.id
+        record = bundle / "captures" / first.id
     start = time.monotonic()
     retimed = ""
     try:
@@ -102,43 +117,61 @@ def run_case(case: Case, decl: Declaration, *, speed: float, seed: int, bundle: 
         for attempt in range(RETIMES + 1):
             if record is not None:
                 shutil.rmtree(record, ignore_errors=True)
-            outcome = execute(case.setup, decl, speed=speed, seed=seed, record=record, patience=patience)
+            outcome = execute(first.setup, decl, speed=speed, seed=seed, record=record, patience=patience)
             slip = outcome.slipped()
             if slip is None or outcome.speed <= 1.0 or attempt == RETIMES or by_design(before, slip):
                 break
             slower = max(1.0, outcome.speed / 4)
             patience *= outcome.speed / slower
             retimed = f"run again at {slower:.3g}x: at {outcome.speed:.3g}x {slip.what}"
-            log.info("%s: %s", case.id, retimed)
+            log.info("%s: %s", first.id, retimed)
             speed, before = slower, slip
-        # a reader the meter heard from did start: a missing file later (its port pulled off) is
-        # the case's business, not a missing dependency
-        heard = any(e.dir == "r2m" and e.kind == "data" for e in outcome.events)
-        crashed = next(
-            (why for r in outcome.runs if (why := r.crashed or (not heard and could_not_start(r)) or "")), ""
-        )
-        stuck = next((ran(outcome, r) for r in outcome.runs if r.timed_out or r.flooded), None)
-        if crashed:
-            verdict, reason = Verdict.INCONCLUSIVE, crashed
-        elif stuck is not None:  # a hang or a flood fails whatever the case looks at
-            verdict, reason = stuck
-        else:
-            verdict, reason = case.judge(outcome)
     except (Me162Error, OSError) as e:
-        return Result(
-            case.id, Verdict.INCONCLUSIVE, f"the suite could not run this case: {e}", time.monotonic() - start
-        )
+        return [
+            Result(
+                c.id,
+                Verdict.INCONCLUSIVE,
+                f"the suite could not run this case: {e}",
+                time.monotonic() - start,
+            )
+            for c in cases
+        ]
     except Exception as e:  # a broken reader must not break the suite
-        log.exception("case %s", case.id)
-        return Result(
-            case.id,
-            Verdict.INCONCLUSIVE,
-            f"grading failed: {type(e).__name__}: {e}",
-            time.monotonic() - start,
-        )
-    return Result(
-        case.id, verdict, reason, time.monotonic() - start, outcome, tuple(outcome.runs), retimed=retimed
+        log.exception("case %s", first.id)
+        why = f"grading failed: {type(e).__name__}: {e}"
+        return [Result(c.id, Verdict.INCONCLUSIVE, why, time.monotonic() - start) for c in cases]
+    if record is not None and bundle is not None:
+        for c in cases[1:]:  # one capture, filed under every case that graded it
+            shutil.rmtree(bundle / "captures" / c.id, ignore_errors=True)
+            if record.exists():
+                shutil.copytree(record, bundle / "captures" / c.id)
+    seconds = time.monotonic() - start
+    # a reader the meter heard from did start: a missing file later (its port pulled off) is
+    # the case's business, not a missing dependency
+    heard = any(e.dir == "r2m" and e.kind == "data" for e in outcome.events)
+    crashed = next(
+        (why for r in outcome.runs if (why := r.crashed or (not heard and could_not_start(r)) or "")), ""
     )
+    stuck = next((ran(outcome, r) for r in outcome.runs if r.timed_out or r.flooded), None)
+    results = []
+    for case in cases:
+        try:
+            if crashed:
+                verdict, reason = Verdict.INCONCLUSIVE, crashed
+            elif stuck is not None:  # a hang or a flood fails whatever the case looks at
+                verdict, reason = stuck
+            else:
+                verdict, reason = case.judge(outcome)
+        except Exception as e:  # a broken reader must not break the suite
+            log.exception("case %s", case.id)
+            results.append(
+                Result(case.id, Verdict.INCONCLUSIVE, f"grading failed: {type(e).__name__}: {e}", seconds)
+            )
+            continue
+        results.append(
+            Result(case.id, verdict, reason, seconds, outcome, tuple(outcome.runs), retimed=retimed)
+        )
+    return results
 
 
 def _worker_logging(level: int) -> None:
@@ -148,18 +181,26 @@ def _worker_logging(level: int) -> None:
 RUN_OUTPUT_KEPT = 8000  #: characters of a reader's stdout and stderr a worker sends back
 
 
-def _in_worker(case_id: str, decl: Declaration, speed: float, seed: int, bundle: Path | None) -> Result:
-    """Run one case in a worker process (each case's virtual meter has a process to itself, so
-    that no meter waits for another's share of the interpreter)."""
-    case = next(c for c in catalogue() if c.id == case_id)
-    result = run_case(case, decl, speed=speed, seed=seed, bundle=bundle)
+def _in_worker(
+    case_ids: list[str], decl: Declaration, speed: float, seed: int, bundle: Path | None
+) -> list[Result]:
+    """Run cases that share a setup in a worker process (each run's virtual meter has a process
+    to itself, so that no meter waits for another's share of the interpreter)."""
+    by_id = {c.id: c for c in catalogue()}
+    results = run_cases([by_id[i] for i in case_ids], decl, speed=speed, seed=seed, bundle=bundle)
     # The outcome (the meter, the line's record) stays here; the runs go back, their output
     # cut to what a report shows.
-    runs = tuple(
-        replace(r, stdout=r.stdout[-RUN_OUTPUT_KEPT:], stderr=r.stderr[-RUN_OUTPUT_KEPT:])
-        for r in result.runs
-    )
-    return replace(result, outcome=None, runs=runs)
+    return [
+        replace(
+            r,
+            outcome=None,
+            runs=tuple(
+                replace(run, stdout=run.stdout[-RUN_OUTPUT_KEPT:], stderr=run.stderr[-RUN_OUTPUT_KEPT:])
+                for run in r.runs
+            ),
+        )
+        for r in results
+    ]
 
 
 def cost(case: Case) -> float:
@@ -212,8 +253,9 @@ def run_suite(
     progress: Callable[[Case, Result], None] | None = None,
     jobs: int = 1,
 ) -> list[Result]:
-    """Run the cases (``jobs`` at once, each in a process of its own) and return their results
-    in catalogue order; ``progress`` is called in that order too.  A reader that cannot start is
+    """Run the cases (``jobs`` runs at once, each in a process of its own; cases with the same
+    setup share a run) and return their results in catalogue order; ``progress`` is called in
+    that order too.  A reader that cannot start is
     found by the first case, said once, and nothing more is run."""
     cases = catalogue() if cases is None else cases
     failed = prepare(decl) or cannot_start(decl.argv(port="PORT", speed=speed))
@@ -240,13 +282,35 @@ def run_suite(
             finish(case, Result(case.id, Verdict.INCONCLUSIVE, failed))
         else:
             todo.append(case)
+    # Cases with the same setup share one run (each grades it).
+    shared: dict[str, list[Case]] = {}
+    for case in todo:
+        shared.setdefault(same_run(case), []).append(case)
+    runs = list(shared.values())
     # A reader whose dependency is missing fails its first case: said once, nothing more is run.
-    for i, case in enumerate(todo if jobs <= 1 else todo[:1]):
-        result = run_case(case, decl, speed=speed, seed=seed, bundle=bundle)
-        finish(case, result)
-        if result.verdict is Verdict.INCONCLUSIVE and result.reason.startswith("the reader could not start"):
-            could_not_start_all(result.reason, todo[i + 1 :])
+    for i, group in enumerate(runs if jobs <= 1 else runs[:1]):
+        results = run_cases(group, decl, speed=speed, seed=seed, bundle=bundle)
+        for case, result in zip(group, results, strict=True):
+            finish(case, result)
+        if results[0].verdict is Verdict.INCONCLUSIVE and results[0].reason.startswith(
+            "the reader could not start"
+        ):
+            could_not_start_all(results[0].reason, [c for g in runs[i + 1 :] for c in g])
             return [done[c.id] for c in cases]
+    if jobs > 1 and len(runs) > 1:
+        rest = sorted(runs[1:], key=lambda g: cost(g[0]), reverse=True)  # the longest first
+        # The workers log as this process does (a fresh forkserver child has no logging set up,
+        # and Python's last-resort handler would print every fault's warning).
+        level = logging.getLogger().getEffectiveLevel()
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=_worker_logging, initargs=(level,)
+        ) as pool:
+            futures = {pool.submit(_in_worker, [c.id for c in g], decl, speed, seed, bundle): g for g in rest}
+            for future in as_completed(futures):
+                for case, result in zip(futures[future], future.result(), strict=True):
+                    finish(case, result)
+    return [done[c.id] for c in cases]
     if jobs > 1 and len(todo) > 1:
         rest = sorted(todo[1:], key=cost, reverse=True)  # the longest first: no long case left for last
         # The workers log as this process does (a fresh forkserver child has no logging set up,

@@ -74,6 +74,20 @@ def test_the_reference_reader_passes_every_applicable_case_of_each_group(tmp_pat
     assert "report.html" in sums and "captures/FRAME-01/" in sums
 
 
+def test_cases_with_the_same_setup_share_one_run_and_each_grades_it(tmp_path: Path) -> None:
+    # LINE-01 and LINE-02 set up the same meter and ask the same reading; LINE-07 another.
+    cases = select(catalogue(), ids=["LINE-01", "LINE-02", "LINE-07"])
+    assert cases[0].setup == cases[1].setup != cases[2].setup
+    for jobs in (1, 2):
+        bundle = tmp_path / f"bundle-{jobs}"
+        one, two, other = run_suite(load_declaration(REFERENCE), cases, speed=20, jobs=jobs, bundle=bundle)
+        assert one.runs == two.runs and one.runs != other.runs  # the reader ran once for both
+        assert one.reason != two.reason  # each case judged the run by its own grader
+        for r in (one, two, other):
+            assert r.verdict is Verdict.PASS, (r.case_id, r.reason)
+            assert list((bundle / "captures" / r.case_id).glob("*.capture.jsonl")), r.case_id
+
+
 def test_the_broken_reader_passes_what_it_does_right(tmp_path: Path) -> None:
     cmd = [sys.executable, str(BROKEN), "{port}", "{speed}", "--fault", "no-b0"]  # no B0: not in a readout
     path = declaration(tmp_path, "broken-no-b0", cmd, registers_command=[*cmd, "--registers", "{registers}"])
