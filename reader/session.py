@@ -408,14 +408,9 @@ class ReaderSession:
                 echoed.append(msg)
             if msg.kind is not Kind.IDENTIFICATION:
                 return False
-            try:
-                ident = Identification.from_bytes(msg.data)
-            except ProtocolError as e:
-                passed_over.append(f"{msg.data[:40]!r} (unreadable: {e})")
-                return False
-            implausible = ident.plausible
-            if implausible is not None:
-                passed_over.append(f"{msg.data[:40]!r} ({implausible})")
+            got = _as_identification(msg.data)
+            if isinstance(got, str):
+                passed_over.append(f"{msg.data[:40]!r} ({got})")
                 return False
             return True
 
@@ -436,15 +431,9 @@ class ReaderSession:
         except ProtocolTimeout as e:
             busy = e.received > 0
             raise ReaderError(Failure.LINE_BUSY if busy else Failure.NO_IDENTIFICATION, failed(e)) from None
-        try:  # (what ``identification`` took parses; a subclass may accept other lines)
-            ident = Identification.from_bytes(found.data)
-        except ProtocolError as e:
-            raise ReaderError(Failure.LINE_BUSY, f"unreadable identification: {e}") from None
-        implausible = ident.plausible
-        if implausible is not None:
-            raise ReaderError(
-                Failure.LINE_BUSY, f"not an identification ({implausible}): {found.data[:40]!r}"
-            )
+        ident = _as_identification(found.data)  # (a subclass's acceptor may take other lines)
+        if isinstance(ident, str):
+            raise ReaderError(Failure.LINE_BUSY, f"not an identification ({ident}): {found.data[:40]!r}")
         if echoed:
             res.notes.append("skipped the echo of the request (the probe echoes)")
         if passed_over:
@@ -727,6 +716,16 @@ class ReaderSession:
         """What to send after an answer with a bad BCC: NAK (or ``repeat``), which asks for the
         same answer again; the answer is ours, so the command is not sent a second time."""
         return repeat or NAK
+
+
+def _as_identification(data: bytes) -> Identification | str:
+    """The identification ``data`` holds, or why it cannot be a meter's (unreadable, or
+    implausible: bytes read at another speed, light)."""
+    try:
+        ident = Identification.from_bytes(data)
+    except ProtocolError as e:
+        return f"unreadable: {e}"
+    return ident.plausible or ident
 
 
 class Overflow(ProtocolError):
