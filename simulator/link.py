@@ -90,6 +90,13 @@ class Link:
         #: so advancing to an earlier time only takes them: a readout streams at a few
         #: microseconds a character instead of a turn of the whole engine for each
         self._quiet_until: float | None = None
+        #: the transport paced out by itself every character that reaches the reader by this
+        #: virtual time (:meth:`coming`): :meth:`reader_take` leaves them out
+        self._handed = -INF
+        #: what :meth:`coming` gave, for the next answer and for the catch-up: (time, value,
+        #: frame) of each character, and how many of them came from frames laid down as bits
+        self._ahead: list[tuple[float, int, Frame]] = []
+        self._ahead_laid = 0
 
     def _reader_default(self) -> LineSettings:
         return LineSettings(300, 8, "N", 1) if self.parity_bit else LineSettings(300)
@@ -154,9 +161,69 @@ class Link:
         n = 0
         while n < len(self._to_reader) and self._to_reader[n][0] <= limit:
             n += 1
-        out = bytes(b for _, b in self._to_reader[:n])
+        handed = self._handed
+        out = bytes(b for t, b in self._to_reader[:n] if t > handed)
         del self._to_reader[:n]
         return out
+
+    def coming(self, until: float, limit: int = 1 << 30, after: float = -INF) -> list[tuple[float, int]]:
+        """What reaches the reader after ``after`` (and after what :meth:`reader_take` took)
+        and by ``until``, as (time, value) of each character, if the reader does nothing in
+        between: what :meth:`advance` and :meth:`reader_take` will give, without taking it.
+        It ends before anything else can happen on the link (the meter's next deadline, the
+        reader's bytes reaching the meter) and where a character needs the bit model, so it
+        may be shorter than asked, or empty.  At most ``limit`` characters.
+
+        A transport that writes these to the reader itself, each when its time comes, says
+        how far it got with :meth:`reader_handed` and asks for more with ``after`` the last
+        it has: a readout then costs the transport one write a character, and the link,
+        when it next advances, moves past what was handed in one step."""
+        if self._calm_until is None:
+            self._look_ahead()
+        quiet = self._quiet_until
+        assert quiet is not None
+        handed = self._handed
+        if any(t > handed for t, _ in self._to_reader):
+            return []  # taken by the link, not by the transport yet: a turn first
+        ahead = self._ahead
+        receiver = self._m2r.receiver
+        if ahead and ahead[-1][0] == after:
+            got, laid = receiver.coming(
+                min(until, quiet), limit, receiver.after(ahead[-1][2], len(ahead) - self._ahead_laid)
+            )
+            if len(ahead) == self._ahead_laid:
+                self._ahead_laid += laid
+        else:
+            ahead.clear()
+            got, self._ahead_laid = receiver.coming(min(until, quiet), limit)
+        out: list[tuple[float, int]] = []
+        for c in got:
+            t = c[0]
+            if t >= quiet:
+                break
+            ahead.append(c)
+            if t > after:
+                out.append((t, c[1]))
+        self._ahead_laid = min(self._ahead_laid, len(ahead))
+        return out
+
+    def reader_handed(self, through: float) -> None:
+        """The transport has handed the reader every character from :meth:`coming` that
+        reaches it by ``through``: the link moves past them as it advances, and leaves them
+        out of what :meth:`reader_take` returns."""
+        self._handed = max(self._handed, through)
+
+    def _catch_up(self, to: float) -> None:
+        """Move the reader's UART past what the transport handed over by ``to`` in one step."""
+        ahead = self._ahead
+        limit = min(to, self._handed)
+        n = 0
+        while n < len(ahead) and ahead[n][0] <= limit:
+            n += 1
+        if n and self._m2r.receiver.skip(ahead[n - 1][2], max(0, n - self._ahead_laid)):
+            self._calm_until = None  # the next character to reach the reader is another one
+        ahead.clear()
+        self._ahead_laid = 0
 
     # --- time -------------------------------------------------------------------------------
 
@@ -187,6 +254,8 @@ class Link:
 
     def advance(self, to: float) -> None:
         """Run everything that happens up to virtual time ``to``."""
+        if self._ahead:
+            self._catch_up(to)
         if self._calm_until is not None and to < self._calm_until:
             self.now = max(self.now, to)
             return

@@ -20,6 +20,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
+from itertools import islice
 from typing import NamedTuple
 
 from me162.protocol.line import LineSettings
@@ -301,6 +302,85 @@ class Receiver:
                 self._take_whole(until, fast[1], out)
         self.line.forget_before(self.armed_at)
         return out
+
+    def coming(
+        self, until: float, limit: int = 1 << 30, start: tuple[float, int] | None = None
+    ) -> tuple[list[tuple[float, int, Frame]], int]:
+        """The characters :meth:`take` will deliver by ``until`` as long as each is a frame
+        sent as this receiver reads it, without taking them (the receiver is left where it
+        is; the line may lay down frames it would lay down anyway): (time, value, frame) of
+        each, and how many of them come from frames already laid down as bits (they come
+        first).  The settings are asked at each frame's start, so a switch already known ends
+        the list where the frames stop matching; it is empty where the next character needs
+        the bit model.  At most ``limit`` characters; with ``start``, the receiver's position
+        after an earlier answer (:meth:`after`), from there on.
+
+        A transport paces these out itself, and :meth:`skip` then moves the receiver past
+        them in one step; :meth:`take` would give the same characters (the property test
+        compares the two).  (Value and time only: a frame sent as it is read has no framing
+        error, and a parity error does not change what a Linux tty hands over.)"""
+        out: list[tuple[float, int, Frame]] = []
+        line = self.line
+        settings_at = self.settings_at
+        armed, taken = (self.armed_at, 0) if start is None else start
+        if not taken:
+            while line.next_pending(armed) is None:  # frames laid down as bits: as _decode_next
+                edge = line.next_falling_edge(armed)
+                if edge is None:
+                    return out, len(out)
+                frame = line.frame_at(edge)
+                rx = settings_at(edge)
+                if frame is None or frame.fmt != rx:
+                    return out, len(out)
+                ch, armed = self._exact(frame, rx)
+                if ch.t > until or len(out) >= limit:
+                    return out, len(out)
+                out.append((ch.t, frame.byte, frame))
+        laid = len(out)
+        fmt_now: LineSettings | None = None
+        char = rearm = 0.0
+        for frame in islice(line.pending, taken, None):  # then frames taken whole: as _take_whole
+            if len(out) >= limit:
+                break
+            now = settings_at(frame.start)
+            if now is not fmt_now:
+                fmt_now = now
+                char = now.bits_per_char / now.baud
+                rearm = (now.bits_per_char - 0.5) / now.baud
+            fmt = frame.fmt
+            if (fmt is not now and fmt != now) or frame.start <= armed:
+                break
+            t = frame.start + char
+            if t > until:
+                break
+            armed = frame.start + rearm
+            out.append((t, frame.byte, frame))
+        return out, laid
+
+    @staticmethod
+    def after(frame: Frame, taken: int) -> tuple[float, int]:
+        """The receiver's position once it has delivered ``frame`` taken as sent, the first
+        ``taken`` pending frames of the line (0: a frame laid down as bits) among them."""
+        fmt = frame.fmt
+        return frame.start + (fmt.bits_per_char - 0.5) / fmt.baud, taken
+
+    def skip(self, frame: Frame, taken: int) -> bool:
+        """Move past every character :meth:`coming` gave up to ``frame``, with the first
+        ``taken`` pending frames among them, as :meth:`take` would, without handing them
+        over; False (and nothing done) where the line or the receiver has moved since that
+        answer, for :meth:`take` to do it the long way."""
+        armed, _ = self.after(frame, taken)
+        pending = self.line.pending
+        if armed <= self.armed_at:
+            return False
+        if taken:
+            if len(pending) < taken or pending[taken - 1] is not frame:
+                return False
+            for _ in range(taken):
+                self.line.taken(pending[0])
+        self.armed_at = armed
+        self.line.forget_before(armed)
+        return True
 
     def _take_whole(self, until: float, rx: LineSettings, out: list[RxChar]) -> None:
         """After a pending frame taken whole: the pending frames behind it that this receiver

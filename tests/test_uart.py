@@ -177,6 +177,65 @@ def test_the_fast_path_gives_what_the_bit_model_gives(
     assert run(lazy=True) == run(lazy=False)
 
 
+@given(_line_script())
+def test_what_is_coming_is_what_the_receiver_then_takes(
+    script: tuple[list[tuple[str, object]], list[tuple[float, LineSettings]]],
+) -> None:
+    """A transport paces out what :meth:`Receiver.coming` says without taking it, and lets the
+    receiver take it later: on any script (switches mid-stream, overlaps, raw frames, frames
+    already laid down as bits) the characters coming by a time are the first the receiver
+    then takes by that time, flags and times included, and asking changes nothing it takes
+    (compared with a receiver that was never asked)."""
+    from me162.simulator.clock import in_force
+    from me162.simulator.uart import Line, Receiver
+
+    ops, history = script
+
+    def run(ask: bool) -> list[object]:
+        line = Line()
+        settings = list(history)
+        rx = Receiver(line, lambda t: in_force(settings, t))
+        out: list[object] = []
+        for op, arg in ops:
+            if op == "add":
+                assert isinstance(arg, Frame)
+                line.add(arg)
+                out.append(("next", rx.next_time()))
+            elif op == "switch":
+                assert isinstance(arg, tuple)
+                bisect.insort(settings, arg, key=lambda switch: switch[0])
+                out.append(("next", rx.next_time()))
+            else:
+                assert isinstance(arg, float)
+                coming = rx.coming(arg)[0] if ask else None
+                took = rx.take(arg)
+                if coming is not None:
+                    assert [(t, b) for t, b, _ in coming] == [(c.t, c.byte) for c in took[: len(coming)]]
+                    assert not any(c.framing_error for c in took[: len(coming)])
+                out.append(("took", took))
+        return out
+
+    assert run(ask=True) == run(ask=False)
+
+
+def test_a_readout_is_coming_whole_once_the_switch_is_known() -> None:
+    """After the reader's switch, the readout's frames that the receiver had to lay down as
+    bits (it looked at them at 300 Bd) and those still whole are all coming at once."""
+    from me162.simulator.uart import Line, Receiver
+
+    line = Line()
+    rx = Receiver(line, lambda t: E7_300)
+    readout = b"\x021.8.0(001234.5*kWh)\r\n!\r\n\x03="
+    for f in frames(readout, LineSettings(9600), start=0.06):
+        line.add(f)
+    assert rx.next_time() is not None  # asked while the receiver is still at 300 Bd ...
+    assert line.edges  # ... which laid the first frames down as bits
+    rx.settings_at = lambda t: LineSettings(9600)  # the switch, before the readout began
+    coming, laid = rx.coming(1.0)
+    assert bytes(b for _, b, _ in coming) == readout and laid > 0
+    assert [(t, b) for t, b, _ in coming] == [(c.t, c.byte) for c in rx.take(1.0)]
+
+
 def test_matching_frames_are_never_laid_down_as_bits() -> None:
     from me162.simulator.uart import Line, Receiver
 
@@ -229,3 +288,81 @@ def test_a_readout_after_a_switch_the_link_did_not_foresee_is_taken_whole(
     assert readout.startswith(b"\x02") and b"1.8.0(" in readout
     at_9600 = [f for f in laid if f.fmt.baud == 9600]
     assert len(at_9600) <= 40, f"{len(at_9600)} of {len(readout)} readout frames were modelled bit by bit"
+
+
+def _signed_on(seed: int = 0) -> tuple[object, float]:
+    """A link whose reader has signed on, sent ACK 0 5 0 and switched to 9600 Bd in time."""
+    from datetime import datetime
+
+    from me162.simulator.session import MeterOptions, Served
+
+    link = Served(MeterOptions(clock_start=datetime(2026, 6, 21, 12), seed=seed)).link
+    link.reader_write(b"/?!\r\n", 0.0)
+    got = bytearray()
+    t = 0.0
+    while not got.endswith(b"\r\n"):
+        t = link.next_event() or t + 0.01
+        link.advance(t)
+        got += link.reader_take(t)
+    link.reader_write(b"\x06050\r\n", t)
+    link.reader_configure(LineSettings(9600), link.reader_tx_done + 0.001)
+    return link, t
+
+
+@pytest.mark.parametrize("ask", [1, 3, 8, 500])
+def test_a_readout_handed_over_by_the_transport_leaves_the_link_as_taking_it_would(ask: int) -> None:
+    """A transport that asks the link what is coming, writes it itself and says how far it
+    got (as the pty hub does while a readout streams) ends with the same bytes at the same
+    times, and the link in the same state afterwards (the reader then asks for the readout
+    again and gets it), as a transport that lets the link take every character."""
+    from me162.simulator.link import Link
+
+    def by_turns(link: Link, t: float) -> list[tuple[float, bytes]]:
+        out = []
+        while (nxt := link.next_event()) is not None and nxt < t + 3.0:
+            link.advance(nxt)
+            if data := link.reader_take(nxt):
+                out.append((nxt, data))
+        return out
+
+    def handed(link: Link, t: float) -> list[tuple[float, bytes]]:
+        out: list[tuple[float, bytes]] = []
+        after = -float("inf")
+        while (nxt := link.next_event()) is not None and nxt < t + 3.0:
+            coming = link.coming(float("inf"), ask, after)
+            if not coming:  # nothing to hand over: a turn of the link
+                if out and after > -float("inf"):
+                    link.advance(after)
+                    after = -float("inf")
+                link.advance(nxt)
+                if data := link.reader_take(nxt):
+                    out.append((nxt, data))
+                continue
+            for when, value in coming:  # "written" when due
+                link.reader_handed(when)
+                out.append((when, bytes([value])))
+            after = coming[-1][0]
+        return out
+
+    results = []
+    for drive in (by_turns, handed):
+        link, t = _signed_on()
+        assert isinstance(link, Link)
+        first = drive(link, t)
+        # the reader asks again at once: the same readout follows
+        end = max(w for w, _ in first)
+        link.reader_configure(LineSettings(300), end + 2.0)
+        link.reader_write(b"/?!\r\n", end + 2.0)
+        second = by_turns(link, end + 2.0)
+        results.append(
+            (
+                b"".join(d for _, d in first),
+                [(round(w, 9), b) for w, d in first for b in d],
+                b"".join(d for _, d in second),
+            )
+        )
+    turns, pacing = results
+    assert turns[0].startswith(b"\x02") and turns[0][-2] == 0x03
+    assert pacing[0] == turns[0]
+    assert pacing[1] == turns[1]  # each byte at the same time
+    assert pacing[2] == turns[2] and pacing[2].startswith(b"/ISK5ME162")
