@@ -38,6 +38,10 @@ class ScaledClock:
         """Wall-clock seconds that ``virtual_seconds`` take."""
         return virtual_seconds / self.speed
 
+    def at(self, virtual_t: float) -> float:
+        """The ``time.monotonic()`` reading at which virtual time ``virtual_t`` comes."""
+        return self._t0 + virtual_t / self.speed
+
     def sleep_until(self, virtual_t: float) -> None:
         delay = self.real(virtual_t - self.now())
         if delay > 0:

@@ -100,6 +100,26 @@ def test_pty_switching_too_early_gets_garbage(pty_meter: PtyMeter) -> None:
     port.close()
 
 
+def test_pty_a_switch_in_the_middle_of_a_readout_garbles_the_rest() -> None:
+    """While a readout streams the simulator writes the bytes the link said were coming
+    without asking it again; a reader that switches speed in the middle makes it stop at
+    once, and what is still on the line reaches it garbled, as from a real meter."""
+    with PtyMeter(MeterOptions(speed=4.0, clock_start=datetime(2026, 6, 21, 12), moving=False)) as pm:
+        port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=0.5)
+        port.write(b"/?!\r\n")
+        assert port.read_until(b"\r\n") == IDENT
+        port.write(OptionSelect("0", "5", "0").to_bytes())
+        time.sleep(6 * 10 / 300 / 4.0 + 0.002)
+        port.baudrate = 9600
+        head = port.read(20)
+        port.baudrate = 300  # 20 of 198 bytes in: the rest is 9600 Bd seen at 300 Bd
+        rest = port.read(400)
+        port.close()
+    readout = REAL[len(IDENT) :]
+    assert head == readout[:20]
+    assert len(head + rest) < len(readout) - 40 and not rest.endswith(readout[-8:]), rest
+
+
 def test_pty_reports_an_unraw_port_and_translates_cr(pty_meter: PtyMeter) -> None:
     fd = os.open(pty_meter.path, os.O_RDWR | os.O_NOCTTY)
     tty.setraw(fd)  # raw (a new port is cooked), then two flags back on
