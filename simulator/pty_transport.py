@@ -82,6 +82,11 @@ PACE_AHEAD = 8
 #: asked by up to the kernel's timer slack (50 us)
 EARLY = 0.125
 EARLY_MAX = 0.0005
+#: a wait longer than LONG_WAIT ends WARM_UP early and the hub stays awake until it is over:
+#: the first byte after a meter's reaction time otherwise reached the reader 0.3-0.5 ms later
+#: than the bytes after it (the CPU's wake-up from a long idle; bench_pacing, 1 meter)
+LONG_WAIT = 0.01
+WARM_UP = 0.0005
 _BYTES = [bytes((b,)) for b in range(256)]
 
 
@@ -313,7 +318,8 @@ class PtyMeter(Background):
         self._planned = 0
         self._iflag = 0  #: the input flags the plan's bytes get (0: none that change them)
         self._pace_until = math.inf  #: virtual time the plan ends at (a fault's)
-        self._early = 0.0  #: real seconds: see EARLY
+        self._early = 0.0  #: real seconds: see EARLY (0 unless pacing)
+        self.scheduled = False  #: see step
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
 
@@ -346,7 +352,9 @@ class PtyMeter(Background):
     def step(self) -> tuple[float, int | None]:
         """Do what is due now; return how long the loop may wait at most, and the descriptor
         whose readiness ends the wait for this meter (its master, the inotify watch of an idle
-        meter, or None)."""
+        meter, or None).  :attr:`scheduled` says whether the wait ends at something the meter
+        has scheduled (a character, a reaction time) rather than at a look for its own sake."""
+        self.scheduled = True
         if self._plan:
             at = self._pace()
             if at is not None:
@@ -355,6 +363,7 @@ class PtyMeter(Background):
         now = time.monotonic()
         if self._pulled_until is not None:
             if now < self._pulled_until:
+                self.scheduled = False
                 return self._pulled_until - now, None
             self._plug_back()
         if self.reader_open:
@@ -368,6 +377,7 @@ class PtyMeter(Background):
             self._write(out)
         self._idle = False
         if now < self._quiet_until:  # a reader just left: look again in a moment
+            self.scheduled = False
             return min(s.wake_in(), self._quiet_until - now), None
         if (
             not self.reader_open
@@ -380,11 +390,13 @@ class PtyMeter(Background):
             nxt = s.link.next_event()
             return (math.inf if nxt is None else max(0.0, s.clock.real(nxt - s.now()))), self._watch.fd
         wait = s.wake_in()
+        self.scheduled = wait < s.MAX_SLEEP  # (else nothing is: a look every MAX_SLEEP)
         if self.reader_open and self.state is not None and not self.state.extproc:
             wait = min(wait, OPEN_POLL)
         if self._rearm_at is not None:
             wait = max(0.0, min(wait, self._rearm_at - now))
         elif self.reader_open and (paced := self._plan_ahead()) is not None:
+            self.scheduled = True
             return paced, self.master
         return wait, self.master
 
@@ -411,7 +423,7 @@ class PtyMeter(Background):
         self._early = s.clock.real(min(link.reader_settings.char_time * EARLY, EARLY_MAX))
         if not self._extend():
             return None
-        return max(0.0, self._plan[0][0] - self._early - time.monotonic())
+        return max(0.0, self._plan[0][0] - time.monotonic())
 
     def _extend(self) -> bool:
         """Ask the link for the characters after the plan's last; False if none come."""
@@ -429,9 +441,9 @@ class PtyMeter(Background):
         return True
 
     def _pace(self) -> float | None:
-        """Write the planned characters whose time has come (or comes within an eighth of a
-        character: one wake-up serves every meter due that soon); when to look again
-        (monotonic; None: the plan is done, the link takes over again)."""
+        """Write the planned characters whose time has come, or comes within :data:`EARLY`
+        (the hub turns a meter that early only when it is awake for another one); when the
+        next is due (monotonic; None: the plan is done, the link takes over again)."""
         plan = self._plan
         first = i = self._planned
         soon = time.monotonic() + self._early
@@ -445,7 +457,7 @@ class PtyMeter(Background):
         if n - i < 2 and self._extend():
             n = len(plan)
         if i < n:
-            return plan[i][0] - self._early
+            return plan[i][0]
         self._end_plan()
         return None
 
@@ -456,6 +468,7 @@ class PtyMeter(Background):
             self.served.link.advance(self._plan[self._planned - 1][2])
         self._plan = []
         self._planned = 0
+        self._early = 0.0
 
     def _nobody_holds(self) -> bool:
         events = self._own_poll.poll(0)
@@ -755,12 +768,21 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 heapq.heappop(heap)
             timeout = (heap[0][0] - time.monotonic()) if heap else None
             try:
-                if timeout is None or timeout > 0:
+                if timeout is not None and timeout > LONG_WAIT and meters[heap[0][1]].scheduled:
+                    # A CPU idle this long takes a fraction of a millisecond to wake: wake
+                    # WARM_UP before the due time and stay awake (looking) until it.
+                    lateness.mark()
+                    select.select([ep.fileno()], [], [], timeout - WARM_UP)
+                    until = heap[0][0]
+                    while not (events := ep.poll(0)) and time.monotonic() < until:
+                        lateness.mark_awake()
+                elif timeout is None or timeout > 0:
                     lateness.mark()
                     select.select([ep.fileno()], [], [], timeout)
+                    events = ep.poll(0)
                 else:
                     lateness.mark_awake()
-                events = ep.poll(0)
+                    events = ep.poll(0)
             except (OSError, ValueError):
                 return
             late = lateness.since_mark() if events else 0.0  # (only a meter woken by the reader needs it)
@@ -772,7 +794,9 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                         os.read(wake, 64)
                 elif (woken := owner.get(fd)) is not None:
                     turn[woken] = mask
-            while heap and heap[0][0] <= now:
+            # the meters due now, and those pacing a readout whose next character is due
+            # within their EARLY: one wake-up for all of them
+            while heap and heap[0][0] <= now + meters[heap[0][1]]._early:
                 t, i = heapq.heappop(heap)
                 if t == due[i]:
                     turn.setdefault(i, 0)
