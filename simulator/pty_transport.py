@@ -74,7 +74,7 @@ CLOSED_POLL = 0.02
 #: characters a pacing meter asks the link for at a time, when its plan runs short: a few
 #: microseconds a character, spread over the readout (a hundred meters starting their readouts
 #: at once must not hold each other up for a whole readout each)
-PACE_AHEAD = 8
+PACE_AHEAD = 16
 #: how early a paced character may be written: an eighth of a character time, and no more than
 #: half a millisecond of protocol time (at 300 Bd an eighth is 4 ms, which a reader timing its
 #: reply from the last byte would feel).  A wake-up then serves every meter whose next
@@ -454,7 +454,7 @@ class PtyMeter(Background):
             self._planned = i
             self.served.link.reader_handed(plan[i - 1][2])
             self._send(plan[first][1] if i == first + 1 else b"".join(p[1] for p in plan[first:i]))
-        if n - i < 2 and self._extend():
+        if n - i < PACE_AHEAD // 4 and self._extend():
             n = len(plan)
         if i < n:
             return plan[i][0]
