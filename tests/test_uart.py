@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from me162.protocol.line import LineSettings, add_parity
+from me162.simulator.link import Link
 from me162.simulator.uart import Frame, frame_bits, receive
 
 E7_300 = LineSettings(300)
@@ -141,6 +142,42 @@ def _line_script(draw: st.DrawFn) -> tuple[list[tuple[str, object]], list[tuple[
     return ops, [(-1.0, draw(st.sampled_from(_RX_CHOICES))), *switches]
 
 
+def _play(
+    script: tuple[list[tuple[str, object]], list[tuple[float, LineSettings]]],
+    *,
+    lazy: bool = True,
+    ask: bool = False,
+) -> list[object]:
+    """Run a line script; what the receiver answers and takes.  With ``ask``, before each take
+    the receiver is asked what is coming, which must be the start of what it then takes."""
+    from me162.simulator.clock import in_force
+    from me162.simulator.uart import Line, Receiver
+
+    ops, history = script
+    line = Line(lazy=lazy)
+    settings = list(history)
+    rx = Receiver(line, lambda t: in_force(settings, t))
+    out: list[object] = []
+    for op, arg in ops:
+        if op == "add":
+            assert isinstance(arg, Frame)
+            line.add(arg)
+            out.append(("next", rx.next_time()))
+        elif op == "switch":
+            assert isinstance(arg, tuple)
+            bisect.insort(settings, arg, key=lambda switch: switch[0])
+            out.append(("next", rx.next_time()))
+        else:
+            assert isinstance(arg, float)
+            coming = rx.coming(arg)[0] if ask else None
+            took = rx.take(arg)
+            if coming is not None:
+                assert [(t, b) for t, b, _ in coming] == [(c.t, c.byte) for c in took[: len(coming)]]
+                assert not any(c.framing_error for c in took[: len(coming)])
+            out.append(("took", took))
+    return out
+
+
 @given(_line_script())
 def test_the_fast_path_gives_what_the_bit_model_gives(
     script: tuple[list[tuple[str, object]], list[tuple[float, LineSettings]]],
@@ -150,31 +187,7 @@ def test_the_fast_path_gives_what_the_bit_model_gives(
     times, flags included, on any script: matching settings, switches mid-stream, overlaps,
     and switches that come after the receiver was asked what comes next (as a reader switches
     after the link looked ahead)."""
-    from me162.simulator.clock import in_force
-    from me162.simulator.uart import Line, Receiver
-
-    ops, history = script
-
-    def run(lazy: bool) -> list[object]:
-        line = Line(lazy=lazy)
-        settings = list(history)
-        rx = Receiver(line, lambda t: in_force(settings, t))
-        out: list[object] = []
-        for op, arg in ops:
-            if op == "add":
-                assert isinstance(arg, Frame)
-                line.add(arg)
-                out.append(("next", rx.next_time()))
-            elif op == "switch":
-                assert isinstance(arg, tuple)
-                bisect.insort(settings, arg, key=lambda switch: switch[0])
-                out.append(("next", rx.next_time()))
-            else:
-                assert isinstance(arg, float)
-                out.append(("took", rx.take(arg)))
-        return out
-
-    assert run(lazy=True) == run(lazy=False)
+    assert _play(script, lazy=True) == _play(script, lazy=False)
 
 
 @given(_line_script())
@@ -186,36 +199,7 @@ def test_what_is_coming_is_what_the_receiver_then_takes(
     already laid down as bits) the characters coming by a time are the first the receiver
     then takes by that time, flags and times included, and asking changes nothing it takes
     (compared with a receiver that was never asked)."""
-    from me162.simulator.clock import in_force
-    from me162.simulator.uart import Line, Receiver
-
-    ops, history = script
-
-    def run(ask: bool) -> list[object]:
-        line = Line()
-        settings = list(history)
-        rx = Receiver(line, lambda t: in_force(settings, t))
-        out: list[object] = []
-        for op, arg in ops:
-            if op == "add":
-                assert isinstance(arg, Frame)
-                line.add(arg)
-                out.append(("next", rx.next_time()))
-            elif op == "switch":
-                assert isinstance(arg, tuple)
-                bisect.insort(settings, arg, key=lambda switch: switch[0])
-                out.append(("next", rx.next_time()))
-            else:
-                assert isinstance(arg, float)
-                coming = rx.coming(arg)[0] if ask else None
-                took = rx.take(arg)
-                if coming is not None:
-                    assert [(t, b) for t, b, _ in coming] == [(c.t, c.byte) for c in took[: len(coming)]]
-                    assert not any(c.framing_error for c in took[: len(coming)])
-                out.append(("took", took))
-        return out
-
-    assert run(ask=True) == run(ask=False)
+    assert _play(script, ask=True) == _play(script, ask=False)
 
 
 def test_a_readout_is_coming_whole_once_the_switch_is_known() -> None:
@@ -254,9 +238,6 @@ def test_a_readout_after_a_switch_the_link_did_not_foresee_is_taken_whole(
     readout, before the reader's switch to 9600 Bd reaches it (on a pty, always): the first
     frames are then modelled bit by bit at 300 Bd, but only the ones that question needs; once
     the switch is known the rest of the readout is taken whole, never laid down as bits."""
-    from datetime import datetime
-
-    from me162.simulator.session import MeterOptions, Served
     from me162.simulator.uart import Line
 
     laid: list[Frame] = []
@@ -267,14 +248,7 @@ def test_a_readout_after_a_switch_the_link_did_not_foresee_is_taken_whole(
         lay(self, frame)
 
     monkeypatch.setattr(Line, "_lay", counting)
-    link = Served(MeterOptions(clock_start=datetime(2026, 6, 21, 12))).link
-    link.reader_write(b"/?!\r\n", 0.0)
-    got = bytearray()
-    t = 0.0
-    while not got.endswith(b"\r\n"):
-        t = link.next_event() or t + 0.01
-        link.advance(t)
-        got += link.reader_take(t)
+    link, t = _identified()
     link.reader_write(b"\x06050\r\n", t)
     ack_end = link.reader_tx_done
     link.advance(ack_end)  # the meter has the ACK and queues its readout ...
@@ -290,13 +264,13 @@ def test_a_readout_after_a_switch_the_link_did_not_foresee_is_taken_whole(
     assert len(at_9600) <= 40, f"{len(at_9600)} of {len(readout)} readout frames were modelled bit by bit"
 
 
-def _signed_on(seed: int = 0) -> tuple[object, float]:
-    """A link whose reader has signed on, sent ACK 0 5 0 and switched to 9600 Bd in time."""
+def _identified() -> tuple[Link, float]:
+    """A link whose reader has signed on and has the identification; and when it had it."""
     from datetime import datetime
 
     from me162.simulator.session import MeterOptions, Served
 
-    link = Served(MeterOptions(clock_start=datetime(2026, 6, 21, 12), seed=seed)).link
+    link = Served(MeterOptions(clock_start=datetime(2026, 6, 21, 12))).link
     link.reader_write(b"/?!\r\n", 0.0)
     got = bytearray()
     t = 0.0
@@ -304,6 +278,12 @@ def _signed_on(seed: int = 0) -> tuple[object, float]:
         t = link.next_event() or t + 0.01
         link.advance(t)
         got += link.reader_take(t)
+    return link, t
+
+
+def _signed_on() -> tuple[Link, float]:
+    """A link whose reader has signed on, sent ACK 0 5 0 and switched to 9600 Bd in time."""
+    link, t = _identified()
     link.reader_write(b"\x06050\r\n", t)
     link.reader_configure(LineSettings(9600), link.reader_tx_done + 0.001)
     return link, t
@@ -315,7 +295,6 @@ def test_a_readout_handed_over_by_the_transport_leaves_the_link_as_taking_it_wou
     got (as the pty hub does while a readout streams) ends with the same bytes at the same
     times, and the link in the same state afterwards (the reader then asks for the readout
     again and gets it), as a transport that lets the link take every character."""
-    from me162.simulator.link import Link
 
     def by_turns(link: Link, t: float) -> list[tuple[float, bytes]]:
         out = []
@@ -347,7 +326,6 @@ def test_a_readout_handed_over_by_the_transport_leaves_the_link_as_taking_it_wou
     results = []
     for drive in (by_turns, handed):
         link, t = _signed_on()
-        assert isinstance(link, Link)
         first = drive(link, t)
         # the reader asks again at once: the same readout follows
         end = max(w for w, _ in first)
