@@ -417,9 +417,8 @@ class PtyMeter(Background):
         self._plan = []
         self._planned = 0
         self._iflag = state.iflag if state.iflag & _MAPPING_IFLAGS else 0
-        self._pace_until = (
-            link.line_drops[0][0] if link.line_drops else math.inf
-        )  # (a fault: a turn of its own)
+        # a fault that pulls the probe off ends the plan: it takes a turn of its own
+        self._pace_until = link.line_drops[0][0] if link.line_drops else math.inf
         self._early = s.clock.real(min(link.reader_settings.char_time * EARLY, EARLY_MAX))
         if not self._extend():
             return None
