@@ -27,24 +27,35 @@ class Lateness:
         with contextlib.suppress(OSError):
             self._fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         self._mark = self._now()
-        self._cpu = time.thread_time()
+        self._awake: float | None = None  #: monotonic time of a mark the thread did not sleep after
 
     def _now(self) -> int:
-        if self._fd is None:
-            return 0
-        try:
-            return int(os.pread(self._fd, 64, 0).split()[1])
-        except (OSError, IndexError, ValueError):
-            return 0
+        """Nanoseconds this thread has run or waited for a CPU: schedstat's first two fields
+        (one read); its CPU time alone where there is no schedstat."""
+        if self._fd is not None:
+            try:
+                ran, waited = os.pread(self._fd, 64, 0).split()[:2]
+                return int(ran) + int(waited)
+            except (OSError, ValueError):
+                pass
+        return time.thread_time_ns()
 
     def mark(self) -> None:
-        """At a look that found nothing more to take."""
+        """At a look that found nothing more to take, before the thread may sleep."""
         self._mark = self._now()
-        self._cpu = time.thread_time()
+        self._awake = None
+
+    def mark_awake(self) -> None:
+        """At a look that found nothing more to take, when the thread looks again without
+        sleeping: all the time until then it runs or waits for a CPU, which the wall clock
+        counts (no system call; a loop serving many meters looks thousands of times a second)."""
+        self._awake = time.monotonic()
 
     def since_mark(self) -> float:
-        """Seconds since :meth:`mark` this thread spent waiting for a CPU or running."""
-        return max(0, self._now() - self._mark) / 1e9 + max(0.0, time.thread_time() - self._cpu)
+        """Seconds since the last mark this thread spent waiting for a CPU or running."""
+        if self._awake is not None:
+            return time.monotonic() - self._awake
+        return max(0, self._now() - self._mark) / 1e9
 
     def close(self) -> None:
         if self._fd is not None:

@@ -12,7 +12,8 @@ reader's port has, however the reader set them (docs/serial-port.md tells the wh
 - **Polling**: the settings are read again (TCGETS2, so ``BOTHER`` speeds set with ``TCSETS2``
   are seen) before every write to the reader, after every read from it and on every wake-up;
   while packet mode is off the simulator wakes every millisecond.  ``--verbose`` says which of
-  the two saw each change.
+  the two saw each change.  (While packet mode is on, a streaming readout is paced out
+  without looks: any act of the reader wakes the meter, which then stops and looks.)
 - **A fresh port for every session**: when the reader closes, the slave gets the settings of a
   newly created port again (38400 Bd, cooked, as Linux creates it), so nothing one reader left
   can change what the next one sees.
@@ -70,6 +71,23 @@ TIOCPKT_IOCTL = 0x40
 _SPEEDS = {getattr(termios, f"B{b}"): b for b in (50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400,
                                                   4800, 9600, 19200, 38400, 57600, 115200, 230400)}  # fmt: skip
 CLOSED_POLL = 0.02
+#: characters a pacing meter asks the link for at a time, when its plan runs short: a few
+#: microseconds a character, spread over the readout (a hundred meters starting their readouts
+#: at once must not hold each other up for a whole readout each)
+PACE_AHEAD = 16
+#: how early a paced character may be written: an eighth of a character time, and no more than
+#: half a millisecond of protocol time (at 300 Bd an eighth is 4 ms, which a reader timing its
+#: reply from the last byte would feel).  A wake-up then serves every meter whose next
+#: character is due that soon, not one meter a wake-up; the wake-up itself comes later than
+#: asked by up to the kernel's timer slack (50 us)
+EARLY = 0.125
+EARLY_MAX = 0.0005
+#: a wait longer than LONG_WAIT ends WARM_UP early and the hub stays awake until it is over:
+#: the first byte after a meter's reaction time otherwise reached the reader 0.3-0.5 ms later
+#: than the bytes after it (the CPU's wake-up from a long idle; bench_pacing, 1 meter)
+LONG_WAIT = 0.01
+WARM_UP = 0.0005
+_BYTES = [bytes((b,)) for b in range(256)]
 
 
 class OpenWatch:
@@ -131,6 +149,10 @@ def describe_port_flags(attrs: list[object]) -> list[str]:
     """What a reader left unraw on its port, as a list of complaints (empty = raw mode)."""
     flags = [int(x) for x in attrs[:4]]  # type: ignore[call-overload]
     return [text for word, bits, text in _UNRAW if flags[word] & bits]
+
+
+#: the input flags under which the meter's bytes are not what the reader reads
+_MAPPING_IFLAGS = termios.ISTRIP | termios.IGNCR | termios.ICRNL | termios.INLCR
 
 
 def apply_input_flags(data: bytes, iflag: int) -> bytes:
@@ -289,6 +311,15 @@ class PtyMeter(Background):
         self._pulled_until: float | None = None  #: monotonic: a fault pulled the probe off until
         self.generation = 0  #: counts the masters this meter opened (a new one may reuse the number)
         self._termios2: bytearray | None = None  #: the settings as last read, as bytes
+        #: characters the link says reach the reader next, paced out without asking it again
+        #: (see _plan_ahead): (monotonic due time, bytes to write, virtual time), and how many
+        #: of them are written
+        self._plan: list[tuple[float, bytes, float]] = []
+        self._planned = 0
+        self._iflag = 0  #: the input flags the plan's bytes get (0: none that change them)
+        self._pace_until = math.inf  #: virtual time the plan ends at (a fault's)
+        self._early = 0.0  #: real seconds: see EARLY (0 unless pacing)
+        self.scheduled = False  #: see step
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
 
@@ -321,11 +352,18 @@ class PtyMeter(Background):
     def step(self) -> tuple[float, int | None]:
         """Do what is due now; return how long the loop may wait at most, and the descriptor
         whose readiness ends the wait for this meter (its master, the inotify watch of an idle
-        meter, or None)."""
+        meter, or None).  :attr:`scheduled` says whether the wait ends at something the meter
+        has scheduled (a character, a reaction time) rather than at a look for its own sake."""
+        self.scheduled = True
+        if self._plan:
+            at = self._pace()
+            if at is not None:
+                return max(0.0, at - time.monotonic()), self.master
         s = self.served
         now = time.monotonic()
         if self._pulled_until is not None:
             if now < self._pulled_until:
+                self.scheduled = False
                 return self._pulled_until - now, None
             self._plug_back()
         if self.reader_open:
@@ -339,6 +377,7 @@ class PtyMeter(Background):
             self._write(out)
         self._idle = False
         if now < self._quiet_until:  # a reader just left: look again in a moment
+            self.scheduled = False
             return min(s.wake_in(), self._quiet_until - now), None
         if (
             not self.reader_open
@@ -351,11 +390,84 @@ class PtyMeter(Background):
             nxt = s.link.next_event()
             return (math.inf if nxt is None else max(0.0, s.clock.real(nxt - s.now()))), self._watch.fd
         wait = s.wake_in()
+        self.scheduled = wait < s.MAX_SLEEP  # (else nothing is: a look every MAX_SLEEP)
         if self.reader_open and self.state is not None and not self.state.extproc:
             wait = min(wait, OPEN_POLL)
         if self._rearm_at is not None:
             wait = max(0.0, min(wait, self._rearm_at - now))
+        elif self.reader_open and (paced := self._plan_ahead()) is not None:
+            self.scheduled = True
+            return paced, self.master
         return wait, self.master
+
+    # --- pacing a readout: one write a character, the link asked once -------------------------
+
+    def _plan_ahead(self) -> float | None:
+        """Ask the link which characters reach the reader next if it does nothing, and pace
+        them out (:meth:`_pace`, asking for more as they go) instead of turning the link for
+        each; how long until the first (None: nothing to pace).  Only while packet mode is
+        armed: then every act of the reader (a write, a tcsetattr, a close) wakes the meter,
+        which drops the plan (:meth:`_end_plan`) before it takes the act, so the plan holds
+        exactly as long as its premise does."""
+        state = self.state
+        if state is None or not state.extproc or not state.iflag & termios.IGNBRK:
+            return None
+        s = self.served
+        link = s.link
+        self._plan = []
+        self._planned = 0
+        self._iflag = state.iflag if state.iflag & _MAPPING_IFLAGS else 0
+        # a fault that pulls the probe off ends the plan: it takes a turn of its own
+        self._pace_until = link.line_drops[0][0] if link.line_drops else math.inf
+        self._early = s.clock.real(min(link.reader_settings.char_time * EARLY, EARLY_MAX))
+        if not self._extend():
+            return None
+        return max(0.0, self._plan[0][0] - time.monotonic())
+
+    def _extend(self) -> bool:
+        """Ask the link for the characters after the plan's last; False if none come."""
+        plan = self._plan
+        s = self.served
+        coming = s.link.coming(self._pace_until, PACE_AHEAD, plan[-1][2] if plan else -math.inf)
+        if not coming:
+            return False
+        at = s.clock.at
+        if self._iflag:
+            iflag = self._iflag
+            plan.extend((at(t), apply_input_flags(_BYTES[b], iflag), t) for t, b in coming)
+        else:
+            plan.extend((at(t), _BYTES[b], t) for t, b in coming)
+        return True
+
+    def _pace(self) -> float | None:
+        """Write the planned characters whose time has come, or comes within :data:`EARLY`
+        (the hub turns a meter that early only when it is awake for another one); when the
+        next is due (monotonic; None: the plan is done, the link takes over again)."""
+        plan = self._plan
+        first = i = self._planned
+        soon = time.monotonic() + self._early
+        n = len(plan)
+        while i < n and plan[i][0] <= soon:
+            i += 1
+        if i > first:
+            self._planned = i
+            self.served.link.reader_handed(plan[i - 1][2])
+            self._send(plan[first][1] if i == first + 1 else b"".join(p[1] for p in plan[first:i]))
+        if n - i < PACE_AHEAD // 4 and self._extend():
+            n = len(plan)
+        if i < n:
+            return plan[i][0]
+        self._end_plan()
+        return None
+
+    def _end_plan(self) -> None:
+        """Stop pacing: the link catches up with what was written (so that what the reader does
+        next is dated after it) and is asked again from here on."""
+        if self._planned:
+            self.served.link.advance(self._plan[self._planned - 1][2])
+        self._plan = []
+        self._planned = 0
+        self._early = 0.0
 
     def _nobody_holds(self) -> bool:
         events = self._own_poll.poll(0)
@@ -365,6 +477,10 @@ class PtyMeter(Background):
     def handle(self, flags: int, late: float) -> None:
         """After the wait: take what the reader did (``flags``: the master's poll flags, or for
         an idle meter whether its watch fired)."""
+        if self._plan:
+            if not flags:
+                return  # pacing a plan: nothing to take
+            self._end_plan()
         s = self.served
         if self._pulled_until is not None:
             return
@@ -422,6 +538,9 @@ class PtyMeter(Background):
         if state is not None and state.extproc:
             # Packet mode turns the line discipline's own input processing off: do it here.
             data = apply_input_flags(data, state.iflag)
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
         try:
             os.write(self.master, data)
         except BlockingIOError:
@@ -648,12 +767,24 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 heapq.heappop(heap)
             timeout = (heap[0][0] - time.monotonic()) if heap else None
             try:
-                if timeout is None or timeout > 0:
+                if timeout is not None and timeout > LONG_WAIT and meters[heap[0][1]].scheduled:
+                    # A CPU idle this long takes a fraction of a millisecond to wake: wake
+                    # WARM_UP before the due time and stay awake (looking) until it.
+                    lateness.mark()
+                    select.select([ep.fileno()], [], [], timeout - WARM_UP)
+                    until = heap[0][0]
+                    while not (events := ep.poll(0)) and time.monotonic() < until:
+                        lateness.mark_awake()
+                elif timeout is None or timeout > 0:
+                    lateness.mark()
                     select.select([ep.fileno()], [], [], timeout)
-                events = ep.poll(0)
+                    events = ep.poll(0)
+                else:
+                    lateness.mark_awake()
+                    events = ep.poll(0)
             except (OSError, ValueError):
                 return
-            late = lateness.since_mark()
+            late = lateness.since_mark() if events else 0.0  # (only a meter woken by the reader needs it)
             now = time.monotonic()
             turn: dict[int, int] = {}
             for fd, mask in events:
@@ -662,17 +793,24 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                         os.read(wake, 64)
                 elif (woken := owner.get(fd)) is not None:
                     turn[woken] = mask
-            while heap and heap[0][0] <= now:
+            # the meters due now, and those pacing a readout whose next character is due
+            # within their EARLY: one wake-up for all of them
+            while heap and heap[0][0] <= now + meters[heap[0][1]]._early:
                 t, i = heapq.heappop(heap)
                 if t == due[i]:
                     turn.setdefault(i, 0)
             for i in sorted(turn):
                 m = meters[i]
                 flags = turn[i]
+                if m._plan and not flags:  # pacing a readout: one write, nothing else
+                    at = m._pace()
+                    if at is not None:
+                        due[i] = at
+                        heapq.heappush(heap, (at, i))
+                        continue
                 if m._pulled_until is None:
                     m.handle(int(bool(flags)) if m._idle else flags, late)
                 plan(i, time.monotonic())
-            lateness.mark()
     finally:
         ep.close()
         lateness.close()
