@@ -299,10 +299,11 @@ def client_session(path: str, latencies: list[float] | None = None) -> bytes:
                 if len(got) > start and len(lat) < 1 + 2 * sessions:
                     wait_first(since, start)
             port.write(OptionSelect(*option).to_bytes())
-            # the ACK's wire time, then half the ME162's shortest reaction before a readout
-            # (0.30 s) before switching: 3 ms (0.06 s at 20x) was less than a busy CI runner's
-            # pty took to hand the ACK's end over, and the meter saw the switch first
-            time.sleep((6 * 10 / 300 + 0.15) / SPEED)
+            # the ACK's wire time, then two thirds of the ME162's shortest reaction before a
+            # readout (0.30 s) before switching: 3 ms (0.06 s at 20x), and 7.5 ms, were less than
+            # a busy CI runner's pty took to hand the ACK's end over, and the meter saw the
+            # switch first and fell back to 300 Bd
+            time.sleep((6 * 10 / 300 + 0.2) / SPEED)
             port.baudrate = 9600
             start, since = len(got), time.monotonic()
             end = time.monotonic() + 4.0 / SPEED * 2
