@@ -94,9 +94,8 @@ class Link:
         #: virtual time (:meth:`coming`): :meth:`reader_take` leaves them out
         self._handed = -INF
         #: what :meth:`coming` gave, for the next answer and for the catch-up: (time, value,
-        #: frame) of each character, and how many of them came from frames laid down as bits
+        #: frame) of each character
         self._ahead: list[tuple[float, int, Frame]] = []
-        self._ahead_laid = 0
 
     def _reader_default(self) -> LineSettings:
         return LineSettings(300, 8, "N", 1) if self.parity_bit else LineSettings(300)
@@ -186,25 +185,17 @@ class Link:
         if any(t > handed for t, _ in self._to_reader):
             return []  # taken by the link, not by the transport yet: a turn first
         ahead = self._ahead
-        receiver = self._m2r.receiver
-        if ahead and ahead[-1][0] == after:
-            got, laid = receiver.coming(
-                min(until, quiet), limit, receiver.after(ahead[-1][2], len(ahead) - self._ahead_laid)
-            )
-            if len(ahead) == self._ahead_laid:
-                self._ahead_laid += laid
-        else:
+        start = ahead[-1][2] if ahead and ahead[-1][0] == after else None
+        if start is None:
             ahead.clear()
-            got, self._ahead_laid = receiver.coming(min(until, quiet), limit)
         out: list[tuple[float, int]] = []
-        for c in got:
+        for c in self._m2r.receiver.coming(min(until, quiet), limit, start):
             t = c[0]
             if t >= quiet:
                 break
             ahead.append(c)
             if t > after:
                 out.append((t, c[1]))
-        self._ahead_laid = min(self._ahead_laid, len(ahead))
         return out
 
     def reader_handed(self, through: float) -> None:
@@ -220,10 +211,9 @@ class Link:
         n = 0
         while n < len(ahead) and ahead[n][0] <= limit:
             n += 1
-        if n and self._m2r.receiver.skip(ahead[n - 1][2], max(0, n - self._ahead_laid)):
+        if n and self._m2r.receiver.skip(ahead[n - 1][2]):
             self._calm_until = None  # the next character to reach the reader is another one
         ahead.clear()
-        self._ahead_laid = 0
 
     # --- time -------------------------------------------------------------------------------
 

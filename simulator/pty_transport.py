@@ -355,10 +355,6 @@ class PtyMeter(Background):
         meter, or None).  :attr:`scheduled` says whether the wait ends at something the meter
         has scheduled (a character, a reaction time) rather than at a look for its own sake."""
         self.scheduled = True
-        if self._plan:
-            at = self._pace()
-            if at is not None:
-                return max(0.0, at - time.monotonic()), self.master
         s = self.served
         now = time.monotonic()
         if self._pulled_until is not None:
@@ -477,9 +473,7 @@ class PtyMeter(Background):
     def handle(self, flags: int, late: float) -> None:
         """After the wait: take what the reader did (``flags``: the master's poll flags, or for
         an idle meter whether its watch fired)."""
-        if self._plan:
-            if not flags:
-                return  # pacing a plan: nothing to take
+        if self._plan:  # the reader acted while a readout was paced out (serve_ptys paces)
             self._end_plan()
         s = self.served
         if self._pulled_until is not None:

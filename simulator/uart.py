@@ -304,16 +304,15 @@ class Receiver:
         return out
 
     def coming(
-        self, until: float, limit: int = 1 << 30, start: tuple[float, int] | None = None
-    ) -> tuple[list[tuple[float, int, Frame]], int]:
+        self, until: float, limit: int = 1 << 30, start: Frame | None = None
+    ) -> list[tuple[float, int, Frame]]:
         """The characters :meth:`take` will deliver by ``until`` as long as each is a frame
         sent as this receiver reads it, without taking them (the receiver is left where it
         is; the line may lay down frames it would lay down anyway): (time, value, frame) of
-        each, and how many of them come from frames already laid down as bits (they come
-        first).  The settings are asked at each frame's start, so a switch already known ends
-        the list where the frames stop matching; it is empty where the next character needs
-        the bit model.  At most ``limit`` characters; with ``start``, the receiver's position
-        after an earlier answer (:meth:`after`), from there on.
+        each, frames laid down as bits first.  The settings are asked at each frame's start,
+        so a switch already known ends the list where the frames stop matching; it is empty
+        where the next character needs the bit model.  At most ``limit`` characters; with
+        ``start`` (the last frame of an earlier answer), those after it.
 
         A transport paces these out itself, and :meth:`skip` then moves the receiver past
         them in one step; :meth:`take` would give the same characters (the property test
@@ -322,21 +321,20 @@ class Receiver:
         out: list[tuple[float, int, Frame]] = []
         line = self.line
         settings_at = self.settings_at
-        armed, taken = (self.armed_at, 0) if start is None else start
+        armed, taken = (self.armed_at, 0) if start is None else self._after(start)
         if not taken:
             while line.next_pending(armed) is None:  # frames laid down as bits: as _decode_next
                 edge = line.next_falling_edge(armed)
                 if edge is None:
-                    return out, len(out)
+                    return out
                 frame = line.frame_at(edge)
                 rx = settings_at(edge)
                 if frame is None or frame.fmt != rx:
-                    return out, len(out)
+                    return out
                 ch, armed = self._exact(frame, rx)
                 if ch.t > until or len(out) >= limit:
-                    return out, len(out)
+                    return out
                 out.append((ch.t, frame.byte, frame))
-        laid = len(out)
         fmt_now: LineSettings | None = None
         char = rearm = 0.0
         for frame in islice(line.pending, taken, None):  # then frames taken whole: as _take_whole
@@ -355,29 +353,29 @@ class Receiver:
                 break
             armed = frame.start + rearm
             out.append((t, frame.byte, frame))
-        return out, laid
+        return out
 
-    @staticmethod
-    def after(frame: Frame, taken: int) -> tuple[float, int]:
-        """The receiver's position once it has delivered ``frame`` taken as sent, the first
-        ``taken`` pending frames of the line (0: a frame laid down as bits) among them."""
+    def _after(self, frame: Frame) -> tuple[float, int]:
+        """Where the receiver is once it has delivered ``frame`` taken as sent: re-armed in its
+        stop bit, and how many of the line's pending frames it has taken whole (through
+        ``frame``, if it is one of them; 0 for a frame laid down as bits)."""
         fmt = frame.fmt
+        try:
+            taken = self.line.pending.index(frame) + 1
+        except ValueError:
+            taken = 0
         return frame.start + (fmt.bits_per_char - 0.5) / fmt.baud, taken
 
-    def skip(self, frame: Frame, taken: int) -> bool:
-        """Move past every character :meth:`coming` gave up to ``frame``, with the first
-        ``taken`` pending frames among them, as :meth:`take` would, without handing them
-        over; False (and nothing done) where the line or the receiver has moved since that
-        answer, for :meth:`take` to do it the long way."""
-        armed, _ = self.after(frame, taken)
-        pending = self.line.pending
+    def skip(self, through: Frame) -> bool:
+        """Move past every character :meth:`coming` gave up to the one of frame ``through``,
+        as :meth:`take` would, without handing them over; False (and nothing done) where the
+        receiver is past it already, for :meth:`take` to do it the long way."""
+        armed, taken = self._after(through)
         if armed <= self.armed_at:
             return False
-        if taken:
-            if len(pending) < taken or pending[taken - 1] is not frame:
-                return False
-            for _ in range(taken):
-                self.line.taken(pending[0])
+        pending = self.line.pending
+        for _ in range(taken):
+            self.line.taken(pending[0])
         self.armed_at = armed
         self.line.forget_before(armed)
         return True
