@@ -28,9 +28,11 @@ from me162.simulator.faults import (
     parse_scenario,
     scenario_schema,
 )
+from me162.simulator.link import Link
 from me162.simulator.meter import Transmit
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
+from tests.ptyhelp import reader_bytes, wait_taken
 from tests.simhelp import Bench
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "scenarios").glob("*.yaml"))
@@ -277,9 +279,10 @@ def test_nothing_starts_with_a_bad_scenario(tmp_path: Path) -> None:
 SPEED = 40.0
 
 
-def client_session(path: str, latencies: list[float] | None = None) -> bytes:
+def client_session(path: str, latencies: list[float] | None = None, link: Link | None = None) -> bytes:
     """Three readouts and a programming session, as a plain pyserial client; all it received
-    (and, in ``latencies``, how long each answer took to start, in protocol seconds)."""
+    (and, in ``latencies``, how long each answer took to start, in protocol seconds).  With the
+    meter's ``link``, it switches speed only once the meter's side has taken its ACK."""
     got = bytearray()
     lat = latencies if latencies is not None else []
 
@@ -298,12 +301,11 @@ def client_session(path: str, latencies: list[float] | None = None) -> bytes:
                 got += port.read(64)
                 if len(got) > start and len(lat) < 1 + 2 * sessions:
                     wait_first(since, start)
+            taken = reader_bytes(link) if link is not None else 0
             port.write(OptionSelect(*option).to_bytes())
-            # the ACK's wire time, then two thirds of the ME162's shortest reaction before a
-            # readout (0.30 s) before switching: 3 ms (0.06 s at 20x), and 7.5 ms, were less than
-            # a busy CI runner's pty took to hand the ACK's end over, and the meter saw the
-            # switch first and fell back to 300 Bd
-            time.sleep((6 * 10 / 300 + 0.2) / SPEED)
+            if link is not None:  # (see wait_taken: not a fixed time after the write)
+                wait_taken(link, taken + 6)
+            time.sleep(6 * 10 / 300 / SPEED + 0.003)  # the ACK's wire time, then switch
             port.baudrate = 9600
             start, since = len(got), time.monotonic()
             end = time.monotonic() + 4.0 / SPEED * 2
@@ -330,7 +332,7 @@ def client_session(path: str, latencies: list[float] | None = None) -> bytes:
 def clean() -> tuple[bytes, list[float]]:
     lat: list[float] = []
     with PtyMeter(MeterOptions(speed=SPEED, clock_start=datetime(2026, 6, 21, 12), moving=False)) as pm:
-        return client_session(pm.path, lat), lat
+        return client_session(pm.path, lat, pm.served.link), lat
 
 
 #: what a plain 7E1 client on a pty cannot see: a mode D meter's fault (another profile), and a
@@ -348,7 +350,7 @@ def test_a_pyserial_client_on_a_pty_sees_each_fault(
     )
     lat: list[float] = []
     with PtyMeter(opts) as pm:
-        got = client_session(pm.path, lat)
+        got = client_session(pm.path, lat, pm.served.link)
         time.sleep(0.05)
         fired = [e for e in pm.served.link.events if e.kind == "fault"]
     assert fired, "the scenario never fired"

@@ -26,6 +26,7 @@ from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.replay import build_script
 from me162.simulator.session import MeterOptions
 from me162.simulator.tap import Tap
+from tests.ptyhelp import reader_bytes, wait_taken
 
 pytestmark = pytest.mark.timeout(120)
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
@@ -65,12 +66,12 @@ def test_replay_on_a_pty_is_byte_identical(path: Path) -> None:
             for step in session.steps:
                 if port.baudrate != step.baud:
                     port.baudrate = step.baud
+                taken = reader_bytes(pm.served.link)
                 port.write(step.expect)
-                # On the wire, then half the recorded pause before the answer: a pty hands the
-                # end of a write over through the kernel's work queue, a switch at once, and on a
-                # busy machine a switch right at the end lands before it (a quarter still did in
-                # a fresh-clone CI run, 2026-12-03).
-                lead = step.answers[0][0] / CLIENT_SPEED / 2 if step.answers else 0.0
+                # Taken by the meter's side (see wait_taken), on the wire, then a quarter of the
+                # recorded pause before the answer (as the reference reader leads its switch).
+                wait_taken(pm.served.link, taken + len(step.expect))
+                lead = step.answers[0][0] / CLIENT_SPEED / 4 if step.answers else 0.0
                 time.sleep(len(step.expect) * 10 / step.baud / CLIENT_SPEED + 0.003 + lead)
                 if step.answers and step.answers[0][2] != port.baudrate:
                     port.baudrate = step.answers[0][2]  # the recorded reader switched here
