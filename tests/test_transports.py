@@ -3,6 +3,7 @@ pyserial URL, read by a pyserial client at an accelerated time scale."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -22,9 +23,11 @@ from me162.protocol import OptionSelect
 from me162.protocol.frames import Command
 from me162.protocol.line import add_parity, strip_parity
 from me162.simulator.events import Did
+from me162.simulator.link import Link
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
 from me162.simulator.tcp_transport import TcpMeter
+from tests.ptyhelp import reader_bytes, wait_taken
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -37,8 +40,10 @@ def options(**kw: object) -> MeterOptions:
     return MeterOptions(speed=SPEED, clock_start=datetime(2026, 6, 21, 12), moving=False, **kw)  # type: ignore[arg-type]
 
 
-def ack_and_switch(port: serial.SerialBase, option: str = "050", baud: int = 9600) -> None:
+def ack_and_switch(link: Link, port: serial.SerialBase, option: str = "050", baud: int = 9600) -> None:
+    taken = reader_bytes(link)
     port.write(OptionSelect(*option).to_bytes())
+    wait_taken(link, taken + 6)
     time.sleep(6 * 10 / 300 / SPEED + 0.002)  # the ACK's transmission time, then switch
     port.baudrate = baud
 
@@ -58,9 +63,34 @@ def test_pty_readout_is_byte_identical(pty_meter: PtyMeter) -> None:
     port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=2)
     port.write(b"/?!\r\n")
     ident = port.read_until(b"\r\n")
-    ack_and_switch(port)
+    ack_and_switch(pty_meter.served.link, port)
     assert ident + read_frame(port) == REAL
     port.close()
+
+
+def test_a_full_collection_while_a_meter_serves_does_not_hold_it_up() -> None:
+    """A full cyclic collection stops every thread of the process while it walks every object
+    it tracks.  What the process held when the meter started is left out of the walks (see
+    me162.simulator.background), so one in the middle of a session, in a process as full as
+    a long test run's, is over long before the readout starts; walking it all would take that
+    process (reader and meter) past the readout's start at 40x."""
+    held = [[i] for i in range(400_000)]  # what a test process holds after a few hundred tests
+    for x in held:
+        x.append(x)  # (in cycles: only the cyclic collector frees them)
+    fast = MeterOptions(speed=40.0, clock_start=datetime(2026, 6, 21, 12), moving=False)
+    with PtyMeter(fast) as pm:
+        port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=2)
+        port.write(b"/?!\r\n")
+        ident = port.read_until(b"\r\n")
+        taken = reader_bytes(pm.served.link)
+        port.write(OptionSelect("0", "5", "0").to_bytes())
+        wait_taken(pm.served.link, taken + 6)
+        gc.collect()  # as one the allocations of another thread would start, here
+        time.sleep(6 * 10 / 300 / 40.0 + 0.002)
+        port.baudrate = 9600
+        assert ident + read_frame(port) == REAL
+        port.close()
+    del held
 
 
 def test_pty_pacing_takes_the_wire_time(pty_meter: PtyMeter) -> None:
@@ -78,7 +108,7 @@ def test_pty_programming_mode(pty_meter: PtyMeter) -> None:
     port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=2)
     port.write(b"/?!\r\n")
     port.read_until(b"\r\n")
-    ack_and_switch(port, "051")
+    ack_and_switch(pty_meter.served.link, port, "051")
     assert read_frame(port) == b"\x01P0\x02()\x03`"
     port.write(Command.read("1.8.0").to_bytes())
     assert read_frame(port) == b"\x02(0033402.264*kWh)\x03T"
@@ -169,7 +199,7 @@ def test_rfc2217_carries_speed_and_format() -> None:
         port = serial.serial_for_url(tm.url, baudrate=300, bytesize=7, parity="E", timeout=2)
         port.write(b"/?!\r\n")
         ident = port.read_until(b"\r\n")
-        ack_and_switch(port)
+        ack_and_switch(tm.served.link, port)
         assert ident + read_frame(port) == REAL
         port.close()
         time.sleep(0.2)
