@@ -16,12 +16,10 @@ def reader_bytes(link: Link) -> int:
 def wait_taken(link: Link, count: int, timeout: float = 2.0) -> None:
     """Wait until the meter's side has taken ``count`` bytes from the reader in all.
 
-    A pty hands what a client writes to the simulator through the kernel's work queue, and a
-    settings change at once; on a busy machine (a CI runner just after installing) the queue
-    can be tens of milliseconds late, so a client that switches speed a fixed time after its
-    ACK may have it seen as switching before the ACK was written (the simulator dates what it
-    reads together with a settings change at the change; docs/serial-port.md).  A client that
-    is to behave like a correct reader waits for its bytes to be taken first."""
+    A client that is to behave like a correct reader switches speed after its ACK has left
+    the wire; it waits for the simulator to take the ACK first, then for its wire time, so
+    that how soon the simulator's thread gets a CPU on a busy machine does not decide whether
+    the switch is seen before or after the ACK (docs/serial-port.md: ordering)."""
     deadline = time.monotonic() + timeout
     while reader_bytes(link) < count and time.monotonic() < deadline:
         time.sleep(0.0005)
