@@ -74,7 +74,8 @@ def test_a_full_collection_while_a_meter_serves_does_not_hold_it_up() -> None:
     me162.simulator.background), so one in the middle of a session, in a process as full as
     a long test run's, is over long before the readout starts; walking it all would take that
     process (reader and meter) past the readout's start at 40x."""
-    held = [[i] for i in range(400_000)]  # what a test process holds after a few hundred tests
+    # as many objects as a test process holds after a few hundred tests
+    held: list[list[object]] = [[i] for i in range(400_000)]
     for x in held:
         x.append(x)  # (in cycles: only the cyclic collector frees them)
     fast = MeterOptions(speed=40.0, clock_start=datetime(2026, 6, 21, 12), moving=False)
