@@ -20,6 +20,7 @@ could not be opened.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
@@ -410,6 +411,8 @@ def settle() -> None:
 
 
 def serve(options: MeterOptions, args: argparse.Namespace, *, count: int) -> int:
+    # a server that may run for days logs and records its events, and keeps none in memory
+    options = dataclasses.replace(options, keep_events=False)
     servers: list[_Server] = []
     try:
         for i in range(count):

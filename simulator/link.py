@@ -322,6 +322,13 @@ class Link:
                     WireEvent(e.t, Wire.METER, detail=e.detail, did=e.kind, message=e.message, error=e.error)
                 )
 
+    def forget_events(self, count: int) -> None:
+        """Drop the first ``count`` wire events, and the meter's events already noted as wire
+        events: for a server that has logged and recorded them and keeps no record."""
+        del self.events[:count]
+        del self.meter.events[: self._meter_events_seen]
+        self._meter_events_seen = 0
+
     def _intercept(self, tx: Transmit) -> list[Transmit]:
         out = [tx]
         for hook in self.interceptors:

@@ -42,6 +42,10 @@ class MeterOptions:
     scenarios: list[Path] = field(default_factory=list)  #: fault scenario files
     chaos: tuple[int, float] | None = None  #: (seed, rate): random faults from the catalogue
     interceptors: list[Callable[..., object]] = field(default_factory=list)
+    #: keep every wire and meter event in memory (``link.events``: grading and queries read
+    #: them); False for a server that only logs and records them (me162-sim), which drops
+    #: each once logged and recorded, so that days of sessions do not pile up in memory
+    keep_events: bool = True
 
     def load(self) -> Profile:
         return load_profile(self.profile)
@@ -215,6 +219,9 @@ class Served:
         while self._logged < len(events):
             self._pending.append(events[self._logged])
             self._logged += 1
+        if not self.options.keep_events:
+            self.link.forget_events(self._logged)
+            self._logged = 0
         self._flush(self.link.now)
 
     def _flush(self, until: float) -> None:

@@ -36,6 +36,31 @@ def test_the_simulator_records_every_session(tmp_path: Path) -> None:
     assert times == sorted(times)
 
 
+def test_a_server_that_keeps_no_events_records_the_same_sessions(tmp_path: Path) -> None:
+    """me162-sim may serve for days: it drops each event once logged and recorded
+    (``keep_events=False``), so nothing piles up in memory, and its captures are those of a
+    meter that keeps every event."""
+    kinds: dict[bool, list[list[tuple[str, object, object]]]] = {}
+    for keep in (True, False):
+        folder = tmp_path / str(keep)
+        opts = MeterOptions(
+            speed=SPEED, clock_start=datetime(2026, 6, 21, 12), moving=False, record=folder, keep_events=keep
+        )
+        with PtyMeter(opts) as pm:
+            for _ in range(3):
+                read_once(PortOptions(pm.path, time_scale=SPEED), ReaderConfig())
+                time.sleep(0.1)
+            link = pm.served.link
+            kept = (len(link.events), len(link.meter.events))
+        assert (kept == (0, 0)) != keep, kept
+        captures = [read_capture(f) for f in sorted(folder.glob("*.capture.jsonl"))]
+        kinds[keep] = [
+            [(e.type, e.fields.get("dir"), e.fields.get("hex")) for e in c.events] for c in captures
+        ]
+    assert len(kinds[True]) == 3 and any(x[2] for x in kinds[True][0])  # (bytes, not only kinds)
+    assert kinds[False] == kinds[True]
+
+
 def test_the_reader_records_and_never_writes_the_password(tmp_path: Path) -> None:
     out = tmp_path / "read.capture.jsonl"
     res = read_once(
