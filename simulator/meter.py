@@ -113,6 +113,26 @@ def _truncate(value: float, fmt: str) -> float:
     return math.floor(value * scale + 1e-6) / scale
 
 
+#: protocol seconds of the UART's speed history kept behind the present: the link asks for the
+#: speed of characters on the line now, never of ones a minute back
+SPEED_HISTORY = 60.0
+
+
+def _speeds_before(
+    history: list[tuple[float, int]], t: float, *, at_too: bool = False
+) -> list[tuple[float, int]]:
+    """The entries of a speed history that begin before ``t`` (or at it, ``at_too``): what
+    was planned after ``t`` is dropped, and so is what lies over :data:`SPEED_HISTORY`
+    before it, but for the entry in force then.  A meter that serves for days would
+    otherwise copy its whole history at every transmission."""
+    kept = [(w, b) for w, b in history if w < t or (at_too and w == t)]
+    cut = t - SPEED_HISTORY
+    first = 0
+    while first + 1 < len(kept) and kept[first + 1][0] <= cut:
+        first += 1
+    return kept[first:]
+
+
 class MeterLike(Protocol):
     """What the link needs of a meter: the virtual meter, or a replay of a capture."""
 
@@ -220,7 +240,7 @@ class Meter:
     def _send(self, at: float, data: bytes, baud: int, kind: Sent, then_baud: int | None = None) -> Transmit:
         tx = Transmit(at, data, baud, kind, then_baud)
         self.outbox.append(tx)
-        self._speeds = [(w, b) for w, b in self._speeds if w < at]
+        self._speeds = _speeds_before(self._speeds, at)
         self._speeds.append((at, baud))
         if then_baud is not None:
             self._speeds.append((tx.end, then_baud))
@@ -401,7 +421,7 @@ class Meter:
         self.rx.clear()
         self._pending_blocks = []
         self.busy_until = min(self.busy_until, at)
-        self._speeds = [(w, b) for w, b in self._speeds if w < at]
+        self._speeds = _speeds_before(self._speeds, at)
         self._speeds.append((at, self.profile.push_baud if self.profile.mode == "D" else INITIAL_BAUD))
         self._event(Did.RESET, "the meter restarted")
 
@@ -409,7 +429,7 @@ class Meter:
         self.state = State.IDLE
         self.deadline = None
         self.rx.clear()
-        self._speeds = [(w, b) for w, b in self._speeds if w <= self.now]
+        self._speeds = _speeds_before(self._speeds, self.now, at_too=True)
         self._speeds.append((max(self.now, self.busy_until), INITIAL_BAUD))
 
     # --- programming mode -------------------------------------------------------------------

@@ -34,6 +34,24 @@ def test_readout_is_byte_identical_to_the_real_captures() -> None:
     assert IDENT + readout(b) == real
 
 
+def test_a_meter_that_serves_for_long_keeps_a_minute_of_its_speed_history() -> None:
+    """A meter served for days must not copy its whole history at every transmission: after
+    a hundred readouts (about twelve minutes) it keeps the last minute of its UART's speeds,
+    and the hundredth readout is still the real meter's."""
+    real = (CAPTURES / "ME162_1.readout.bin").read_bytes()
+    b = Bench()
+    sizes = []
+    for _ in range(100):
+        b.baud(300)
+        assert b.sign_on() == IDENT
+        ack(b, "050", switch=9600)
+        assert IDENT + readout(b) == real
+        b.wait(5.0)
+        sizes.append(len(b.meter._speeds))
+    span = b.meter._speeds[-1][0] - b.meter._speeds[1][0]
+    assert max(sizes[20:]) == max(sizes[:30]) and span <= 60.0, (sizes, span)
+
+
 @pytest.mark.parametrize("capture", ["ME162_2", "ME162_3", "ME162_4"])
 def test_readout_matches_other_captures_given_their_values(capture: str) -> None:
     real = (CAPTURES / f"{capture}.readout.bin").read_bytes()
