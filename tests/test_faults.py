@@ -32,7 +32,7 @@ from me162.simulator.link import Link
 from me162.simulator.meter import Transmit
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
-from tests.ptyhelp import reader_bytes, wait_taken
+from tests.ptyhelp import write_taken
 from tests.simhelp import Bench
 
 SCENARIOS = sorted((Path(__file__).resolve().parent.parent / "fixtures" / "scenarios").glob("*.yaml"))
@@ -279,12 +279,12 @@ def test_nothing_starts_with_a_bad_scenario(tmp_path: Path) -> None:
 SPEED = 40.0
 
 
-def client_session(path: str, latencies: list[float] | None = None, link: Link | None = None) -> bytes:
+def client_session(path: str, latencies: list[float], link: Link) -> bytes:
     """Three readouts and a programming session, as a plain pyserial client; all it received
-    (and, in ``latencies``, how long each answer took to start, in protocol seconds).  With the
-    meter's ``link``, it switches speed only once the meter's side has taken its ACK."""
+    (and, in ``latencies``, how long each answer took to start, in protocol seconds).  It
+    switches speed once the meter's ``link`` has taken its ACK, and the ACK's wire time later."""
     got = bytearray()
-    lat = latencies if latencies is not None else []
+    lat = latencies
 
     def wait_first(since: float, start: int) -> None:
         lat.append(round((time.monotonic() - since) * SPEED, 1) if len(got) > start else -1.0)
@@ -301,10 +301,7 @@ def client_session(path: str, latencies: list[float] | None = None, link: Link |
                 got += port.read(64)
                 if len(got) > start and len(lat) < 1 + 2 * sessions:
                     wait_first(since, start)
-            taken = reader_bytes(link) if link is not None else 0
-            port.write(OptionSelect(*option).to_bytes())
-            if link is not None:  # (see wait_taken: not a fixed time after the write)
-                wait_taken(link, taken + 6)
+            write_taken(link, port, OptionSelect(*option).to_bytes())
             time.sleep(6 * 10 / 300 / SPEED + 0.003)  # the ACK's wire time, then switch
             port.baudrate = 9600
             start, since = len(got), time.monotonic()
@@ -356,7 +353,7 @@ def test_a_pyserial_client_on_a_pty_sees_each_fault(
     assert fired, "the scenario never fired"
     if path.stem.startswith("delay-"):  # the same bytes, later: one answer starts that much later
         # at least half the scenario's delay later than without it: the client sees an answer
-        # start in read steps of 5 ms (0.1 s at 20x), and a busy runner wakes it later still
+        # start in read steps of 5 ms (0.2 s at 40x), and a busy runner wakes it later still
         # (a 1.0 s delay measured 0.8 s); the amount itself is checked without a pty
         # (test_timing_and_speed_actions)
         (delay,) = [float(f.params["seconds"]) for f in load_scenario(path).faults if f.action == "delay"]

@@ -26,7 +26,7 @@ from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.replay import build_script
 from me162.simulator.session import MeterOptions
 from me162.simulator.tap import Tap
-from tests.ptyhelp import reader_bytes, wait_taken
+from tests.ptyhelp import write_taken
 
 pytestmark = pytest.mark.timeout(120)
 CAPTURES = Path(__file__).resolve().parent.parent / "fixtures" / "captures"
@@ -66,11 +66,9 @@ def test_replay_on_a_pty_is_byte_identical(path: Path) -> None:
             for step in session.steps:
                 if port.baudrate != step.baud:
                     port.baudrate = step.baud
-                taken = reader_bytes(pm.served.link)
-                port.write(step.expect)
-                # Taken by the meter's side (see wait_taken), on the wire, then a quarter of the
+                # Taken by the meter's side (see write_taken), on the wire, then a quarter of the
                 # recorded pause before the answer (as the reference reader leads its switch).
-                wait_taken(pm.served.link, taken + len(step.expect))
+                write_taken(pm.served.link, port, step.expect)
                 lead = step.answers[0][0] / CLIENT_SPEED / 4 if step.answers else 0.0
                 time.sleep(len(step.expect) * 10 / step.baud / CLIENT_SPEED + 0.003 + lead)
                 if step.answers and step.answers[0][2] != port.baudrate:

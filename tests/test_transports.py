@@ -27,7 +27,7 @@ from me162.simulator.link import Link
 from me162.simulator.pty_transport import PtyMeter
 from me162.simulator.session import MeterOptions
 from me162.simulator.tcp_transport import TcpMeter
-from tests.ptyhelp import reader_bytes, wait_taken
+from tests.ptyhelp import write_taken
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -41,9 +41,7 @@ def options(**kw: object) -> MeterOptions:
 
 
 def ack_and_switch(link: Link, port: serial.SerialBase, option: str = "050", baud: int = 9600) -> None:
-    taken = reader_bytes(link)
-    port.write(OptionSelect(*option).to_bytes())
-    wait_taken(link, taken + 6)
+    write_taken(link, port, OptionSelect(*option).to_bytes())
     time.sleep(6 * 10 / 300 / SPEED + 0.002)  # the ACK's transmission time, then switch
     port.baudrate = baud
 
@@ -83,9 +81,7 @@ def test_a_full_collection_while_a_meter_serves_does_not_hold_it_up() -> None:
         port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=2)
         port.write(b"/?!\r\n")
         ident = port.read_until(b"\r\n")
-        taken = reader_bytes(pm.served.link)
-        port.write(OptionSelect("0", "5", "0").to_bytes())
-        wait_taken(pm.served.link, taken + 6)
+        write_taken(pm.served.link, port, OptionSelect("0", "5", "0").to_bytes())
         gc.collect()  # as one the allocations of another thread would start, here
         time.sleep(6 * 10 / 300 / 40.0 + 0.002)
         port.baudrate = 9600
