@@ -11,54 +11,24 @@ not use glibc's ``tcsetattr`` (static Go or Rust binaries, musl) never meet the 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
+from me162.simulator.native import build
+
 log = logging.getLogger(__name__)
-
-SOURCE = Path(__file__).resolve().parent / "ptyfix.c"
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "me162"
 
 
 @cache
 def library() -> Path | None:
     """The built fix (compiled on first use with ``cc``), or None where it cannot be built."""
-    source = SOURCE.read_bytes()
-    target = cache_dir() / f"ptyfix-{hashlib.sha256(source).hexdigest()[:12]}.so"
-    if target.exists():
-        return target
-    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
-    if compiler is None:
-        log.warning("no C compiler: readers on glibc may meet EINVAL on the pty (docs/serial-port.md)")
-        return None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so")
-    os.close(fd)
-    try:
-        p = subprocess.run(
-            [compiler, "-shared", "-fPIC", "-O2", "-o", tmp, str(SOURCE), "-ldl"],
-            capture_output=True, text=True, check=False, timeout=120, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
-        if p.returncode != 0:
-            log.warning("could not build the pty fix: %s", (p.stderr.strip().splitlines() or [""])[-1])
-            return None
-        os.replace(tmp, target)  # atomic: a concurrent build of the same source lands the same file
-    except (OSError, subprocess.TimeoutExpired) as e:
-        log.warning("could not build the pty fix: %s", e)
-        return None
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return target
+    lib = build("ptyfix", ("-ldl",), what="the pty fix")
+    if lib is None:
+        log.warning("readers on glibc may meet EINVAL on the pty (docs/serial-port.md)")
+    return lib
 
 
 def reader_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
