@@ -12,8 +12,9 @@ reader's port has, however the reader set them (docs/serial-port.md tells the wh
 - **Polling**: the settings are read again (TCGETS2, so ``BOTHER`` speeds set with ``TCSETS2``
   are seen) before every write to the reader, after every read from it and on every wake-up;
   while packet mode is off the simulator wakes every millisecond.  ``--verbose`` says which of
-  the two saw each change.  (While packet mode is on, a streaming readout is paced out
-  without looks: any act of the reader wakes the meter, which then stops and looks.)
+  the two saw each change.  (While packet mode is on, a streaming readout is handed to the
+  pacer thread, :mod:`~me162.simulator.pacer`, and paced out without looks: any act of the
+  reader stops the pacer at that port and wakes the meter, which cancels the rest and looks.)
 - **A fresh port for every session**: when the reader closes, the slave gets the settings of a
   newly created port again (38400 Bd, cooked, as Linux creates it), so nothing one reader left
   can change what the next one sees.
@@ -57,6 +58,7 @@ from typing import Any
 
 from me162.protocol.errors import ConfigError
 from me162.protocol.line import LineSettings
+from me162.simulator import pacer
 from me162.simulator.background import Background
 from me162.simulator.events import Wire
 from me162.simulator.lateness import Lateness
@@ -71,7 +73,8 @@ TIOCPKT_IOCTL = 0x40
 _SPEEDS = {getattr(termios, f"B{b}"): b for b in (50, 75, 110, 134, 150, 200, 300, 600, 1200, 1800, 2400,
                                                   4800, 9600, 19200, 38400, 57600, 115200, 230400)}  # fmt: skip
 CLOSED_POLL = 0.02
-#: characters a pacing meter asks the link for at a time, when its plan runs short: a few
+#: without the pacer thread (ME162_PACER=python): characters a pacing meter asks the link for
+#: at a time, when its plan runs short: a few
 #: microseconds a character, spread over the readout (a hundred meters starting their readouts
 #: at once must not hold each other up for a whole readout each)
 PACE_AHEAD = 16
@@ -87,6 +90,11 @@ EARLY_MAX = 0.0005
 #: than the bytes after it (the CPU's wake-up from a long idle; bench_pacing, 1 meter)
 LONG_WAIT = 0.01
 WARM_UP = 0.0005
+#: with the pacing thread: characters handed to it at a time (at least; as many as NATIVE_LEAD
+#: of real time takes on a faster line, up to NATIVE_MAX), more when a quarter is left
+NATIVE_AHEAD = 64
+NATIVE_LEAD = 0.25
+NATIVE_MAX = 1024
 _BYTES = [bytes((b,)) for b in range(256)]
 
 
@@ -319,6 +327,15 @@ class PtyMeter(Background):
         self._iflag = 0  #: the input flags the plan's bytes get (0: none that change them)
         self._pace_until = math.inf  #: virtual time the plan ends at (a fault's)
         self._early = 0.0  #: real seconds: see EARLY (0 unless pacing)
+        self._ahead = PACE_AHEAD  #: characters asked of the link at a time
+        #: the pacing thread (pacer.c; None: the plan is paced in this loop), this master's
+        #: slot in it, the slot's count of written characters when the plan began, and how
+        #: many of the plan's characters are handed to it
+        self._pacer = pacer.shared()
+        self._slot: int | None = None
+        self._base = 0
+        self._queued = 0
+        self._char_early = 0.0  #: real seconds: how early the pacer may write a character
         self.scheduled = False  #: see step
         super().__init__()
         self.thread_name = f"me162-pty-{self.path}"
@@ -328,6 +345,11 @@ class PtyMeter(Background):
         return str(self.link_path or self.path)
 
     def _release(self) -> None:
+        if self._slot is not None:
+            self._end_plan()
+            assert self._pacer is not None
+            self._pacer.close(self._slot)  # before the descriptor's number can be handed out again
+            self._slot = None
         with contextlib.suppress(OSError):
             os.close(self.master)
         if self._handle is not None:
@@ -392,7 +414,7 @@ class PtyMeter(Background):
         if self._rearm_at is not None:
             wait = max(0.0, min(wait, self._rearm_at - now))
         elif self.reader_open and (paced := self._plan_ahead()) is not None:
-            self.scheduled = True
+            self.scheduled = self._pacer is None  # (the pacing thread keeps the time, not the loop)
             return paced, self.master
         return wait, self.master
 
@@ -401,30 +423,48 @@ class PtyMeter(Background):
     def _plan_ahead(self) -> float | None:
         """Ask the link which characters reach the reader next if it does nothing, and pace
         them out (:meth:`_pace`, asking for more as they go) instead of turning the link for
-        each; how long until the first (None: nothing to pace).  Only while packet mode is
-        armed: then every act of the reader (a write, a tcsetattr, a close) wakes the meter,
-        which drops the plan (:meth:`_end_plan`) before it takes the act, so the plan holds
-        exactly as long as its premise does."""
+        each; how long until the loop must turn this meter again (None: nothing to pace).
+        Only while packet mode is armed: then every act of the reader (a write, a tcsetattr,
+        a close) wakes the meter, which drops the plan (:meth:`_end_plan`) before it takes the
+        act, so the plan holds exactly as long as its premise does.
+
+        With the pacing thread (:mod:`~me162.simulator.pacer`) the characters are handed to
+        it, :data:`NATIVE_AHEAD` at a time, and the loop turns the meter only to hand over
+        more; without it the loop writes each character itself."""
         state = self.state
         if state is None or not state.extproc or not state.iflag & termios.IGNBRK:
             return None
         s = self.served
         link = s.link
         self._plan = []
-        self._planned = 0
+        self._planned = self._queued = 0
         self._iflag = state.iflag if state.iflag & _MAPPING_IFLAGS else 0
         # a fault that pulls the probe off ends the plan: it takes a turn of its own
         self._pace_until = link.line_drops[0][0] if link.line_drops else math.inf
-        self._early = s.clock.real(min(link.reader_settings.char_time * EARLY, EARLY_MAX))
+        char = link.reader_settings.char_time
+        self._char_early = s.clock.real(min(char * EARLY, EARLY_MAX))
+        if self._pacer is not None:
+            real = s.clock.real(char)
+            # enough characters queued for NATIVE_LEAD of real time, however fast the line
+            self._ahead = min(NATIVE_MAX, max(NATIVE_AHEAD, math.ceil(NATIVE_LEAD / max(real, 1e-9))))
+            self._early = real * (self._ahead // 8)  # the loop's turns need no precision
+            if self._slot is None:
+                self._slot = self._pacer.open(self.master)
+            self._base = self._pacer.written(self._slot)
+        else:
+            self._ahead = PACE_AHEAD
+            self._early = self._char_early
         if not self._extend():
+            self._early = 0.0
             return None
-        return max(0.0, self._plan[0][0] - time.monotonic())
+        return max(0.0, self._next_turn() - time.monotonic())
 
     def _extend(self) -> bool:
-        """Ask the link for the characters after the plan's last; False if none come."""
+        """Ask the link for the characters after the plan's last (and hand them to the pacing
+        thread); False if none come."""
         plan = self._plan
         s = self.served
-        coming = s.link.coming(self._pace_until, PACE_AHEAD, plan[-1][2] if plan else -math.inf)
+        coming = s.link.coming(self._pace_until, self._ahead, plan[-1][2] if plan else -math.inf)
         if not coming:
             return False
         at = s.clock.at
@@ -433,13 +473,38 @@ class PtyMeter(Background):
             plan.extend((at(t), apply_input_flags(_BYTES[b], iflag), t) for t, b in coming)
         else:
             plan.extend((at(t), _BYTES[b], t) for t, b in coming)
+        if self._pacer is not None:
+            assert self._slot is not None
+            new = plan[self._queued :]
+            self._pacer.add(self._slot, [p[0] for p in new], [p[1] for p in new], self._char_early)
+            self._queued = len(plan)
         return True
+
+    def _next_turn(self) -> float:
+        """With the pacing thread: when the loop hands it more (a quarter of what it asks for
+        left), or looks after the plan's last character."""
+        plan = self._plan
+        k = len(plan) - self._ahead // 4
+        # (a thread behind its plan — held by the reader's act, or short of a CPU — gets a
+        # moment more, not a busy loop)
+        soonest = time.monotonic() + self._early
+        return max(plan[k][0], soonest) if k > self._planned else max(plan[-1][0] + self._early, soonest)
 
     def _pace(self) -> float | None:
         """Write the planned characters whose time has come, or comes within :data:`EARLY`
-        (the hub turns a meter that early only when it is awake for another one); when the
-        next is due (monotonic; None: the plan is done, the link takes over again)."""
+        (the hub turns a meter that early only when it is awake for another one) — or, with
+        the pacing thread, take note of what it wrote and hand it more; when the meter is
+        next due (monotonic; None: the plan is done, the link takes over again)."""
         plan = self._plan
+        if self._pacer is not None:
+            assert self._slot is not None
+            self._handed(self._pacer.written(self._slot) - self._base)
+            if len(plan) - self._planned <= self._ahead // 4:
+                self._extend()
+            if self._planned < len(plan):
+                return self._next_turn()
+            self._end_plan()
+            return None
         first = i = self._planned
         soon = time.monotonic() + self._early
         n = len(plan)
@@ -456,13 +521,28 @@ class PtyMeter(Background):
         self._end_plan()
         return None
 
+    def _handed(self, written: int) -> None:
+        """The pacing thread has written the plan's first ``written`` characters."""
+        if written > self._planned:
+            self._planned = written
+            self.served.link.reader_handed(self._plan[written - 1][2])
+        assert self._pacer is not None and self._slot is not None
+        dropped, error = self._pacer.dropped(self._slot)
+        if dropped:
+            log.warning("%s: reader is not reading; %d byte(s) dropped", self.path, dropped)
+        if error:
+            raise OSError(error, os.strerror(error))
+
     def _end_plan(self) -> None:
-        """Stop pacing: the link catches up with what was written (so that what the reader does
-        next is dated after it) and is asked again from here on."""
+        """Stop pacing (the pacing thread writes nothing more of it): the link catches up with
+        what was written (so that what the reader does next is dated after it) and is asked
+        again from here on."""
+        if self._pacer is not None and self._slot is not None and self._plan:
+            self._handed(self._pacer.cancel(self._slot) - self._base)
         if self._planned:
             self.served.link.advance(self._plan[self._planned - 1][2])
         self._plan = []
-        self._planned = 0
+        self._planned = self._queued = 0
         self._early = 0.0
 
     def _nobody_holds(self) -> bool:
@@ -751,6 +831,23 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
         if not math.isinf(due[i]):
             heapq.heappush(heap, (due[i], i))
 
+    def turn_one(i: int, flags: int, late: float, woke_at: float) -> None:
+        m = meters[i]
+        if m._plan and not flags:  # pacing a readout: one write (or a word to the pacer), nothing else
+            at = m._pace()
+            if at is not None:
+                due[i] = at
+                heapq.heappush(heap, (at, i))
+                return
+        if m._pulled_until is None:
+            # what the reader did happened by the wake-up, however long the meters before
+            # this one took: dated then, not when this one's turn came
+            m.handle(
+                int(bool(flags)) if m._idle else flags, late + (time.monotonic() - woke_at) if flags else late
+            )
+        plan(i, time.monotonic())
+
+    turned: set[int] = set()  #: the meters turned in this wake-up
     start = time.monotonic()
     for i in range(len(meters)):
         plan(i, start)
@@ -793,18 +890,25 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 t, i = heapq.heappop(heap)
                 if t == due[i]:
                     turn.setdefault(i, 0)
+            ahead: list[tuple[float, int]] = []  #: due again in this wake-up: the next one's
             for i in sorted(turn):
-                m = meters[i]
-                flags = turn[i]
-                if m._plan and not flags:  # pacing a readout: one write, nothing else
-                    at = m._pace()
-                    if at is not None:
-                        due[i] = at
-                        heapq.heappush(heap, (at, i))
+                # a meter whose time came while the others were turned goes first (once a
+                # wake-up): a readout due to start is not held up by a hundred readers' acts
+                while heap and heap[0][0] <= time.monotonic():
+                    t, j = heapq.heappop(heap)
+                    if t != due[j]:
                         continue
-                if m._pulled_until is None:
-                    m.handle(int(bool(flags)) if m._idle else flags, late)
-                plan(i, time.monotonic())
+                    if j in turned:
+                        ahead.append((t, j))
+                        continue
+                    turned.add(j)
+                    turn_one(j, turn.pop(j, 0), late, now)
+                if i in turn:
+                    turned.add(i)
+                    turn_one(i, turn.pop(i), late, now)
+            for t, j in ahead:
+                heapq.heappush(heap, (t, j))
+            turned.clear()
     finally:
         ep.close()
         lateness.close()

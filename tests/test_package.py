@@ -81,7 +81,7 @@ def test_the_wheel_and_sdist_carry_what_a_user_needs(installed: Install) -> None
     for needed in ("me162/conformance/readers/me162-read.toml", "me162/conformance/readers/iec_read.c",
                    "me162/conformance/case-ids.json", "me162/fixtures/scenarios/late-switch.yaml",
                    "me162/simulator/profiles/me162.yaml", "me162/protocol/py.typed",
-                   "me162/simulator/ptyfix.c", "me162/simulator/iec62056_21.lua",
+                   "me162/simulator/ptyfix.c", "me162/simulator/pacer.c", "me162/simulator/iec62056_21.lua",
                    "me162/conformance/readers/peer_env.py", "me162/conformance/readers/smartmeter_obis_reader.js",
                    *(f"me162/protocol/schemas/{n}.schema.json"
                      for n in ("profile", "scenario", "declaration", "capture-header"))):  # fmt: skip

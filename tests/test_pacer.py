@@ -1,0 +1,210 @@
+"""The pacing thread (simulator/pacer.c) on real ptys: what it writes, in what order, what a
+cancel leaves, how it reports a reader that does not read; and the meters on a pty served with
+it and without it (ME162_PACER=python) give the same bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import termios
+import time
+import tty
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import serial
+
+from me162.protocol import OptionSelect
+from me162.simulator import pacer
+from me162.simulator.pty_transport import PtyMeter
+from me162.simulator.session import MeterOptions
+from tests.ptyhelp import write_taken
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def the_pacer() -> pacer.Pacer:
+    p = pacer.shared()
+    assert p is not None, "the pacer was not built: is cc installed?"
+    return p
+
+
+@pytest.fixture
+def pty() -> Iterator[tuple[int, int]]:
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    os.set_blocking(slave, False)
+    yield master, slave
+    for fd in (master, slave):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def wait_written(p: pacer.Pacer, slot: int, n: int) -> None:
+    deadline = time.monotonic() + 10
+    while p.written(slot) < n:
+        assert time.monotonic() < deadline, f"{p.written(slot)} of {n} written"
+        time.sleep(0.001)
+
+
+def read_all(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def test_the_pacer_writes_each_character_in_order_and_counts_the_dropped_ones(
+    the_pacer: pacer.Pacer, pty: tuple[int, int]
+) -> None:
+    master, slave = pty
+    slot = the_pacer.open(master)
+    try:
+        now = time.monotonic()
+        # 0 bytes: a character the reader's input flags drop (IGNCR) still counts as handed
+        chars = [b"/", b"I", b"", b"\xff\xff", b"\xff\x00K", b"\n"]
+        the_pacer.add(slot, [now + 0.001 * k for k in range(len(chars))], chars, 0.0)
+        wait_written(the_pacer, slot, len(chars))
+        assert read_all(slave) == b"".join(chars)
+        assert the_pacer.dropped(slot) == (0, 0)
+        # what comes later in time comes later on the wire, however it was added
+        now = time.monotonic()
+        the_pacer.add(slot, [now + 0.002, now + 0.003], [b"A", b"B"], 0.0)
+        the_pacer.add(slot, [now + 0.004], [b"C"], 0.0)
+        wait_written(the_pacer, slot, len(chars) + 3)
+        assert read_all(slave) == b"ABC"
+    finally:
+        the_pacer.close(slot)
+
+
+def test_a_cancel_leaves_nothing_to_be_written(the_pacer: pacer.Pacer, pty: tuple[int, int]) -> None:
+    master, slave = pty
+    slot = the_pacer.open(master)
+    try:
+        now = time.monotonic()
+        the_pacer.add(slot, [now, now + 3600, now + 3601], [b"x", b"y", b"z"], 0.0)
+        wait_written(the_pacer, slot, 1)
+        assert the_pacer.cancel(slot) == 1
+        # a character due at once, added after the cancel, is the next to be written
+        the_pacer.add(slot, [time.monotonic()], [b"!"], 0.0)
+        wait_written(the_pacer, slot, 2)
+        assert read_all(slave) == b"x!"
+        assert the_pacer.cancel(slot) == 2
+    finally:
+        the_pacer.close(slot)
+
+
+def test_once_the_reader_acts_nothing_more_is_written_until_a_cancel(
+    the_pacer: pacer.Pacer, pty: tuple[int, int]
+) -> None:
+    """The characters were planned on the premise that the reader does nothing; once it has
+    (here: written), the thread writes none of them, however late the meter's loop is to
+    cancel them."""
+    master, slave = pty
+    slot = the_pacer.open(master)
+    try:
+        now = time.monotonic()
+        the_pacer.add(slot, [now + 0.005 * k for k in range(200)], [b"r"] * 200, 0.0)
+        wait_written(the_pacer, slot, 3)
+        os.write(slave, b"\x06")  # the reader acts
+        # (the count waits for a sweep under way: any sweep after it sees the act)
+        written = the_pacer.written(slot)
+        time.sleep(0.1)  # twenty more characters come due
+        assert the_pacer.written(slot) == written
+        assert read_all(slave) == b"r" * written
+        assert os.read(master, 16) == b"\x06"  # (what the loop takes before it cancels)
+        assert the_pacer.cancel(slot) == written
+        the_pacer.add(slot, [time.monotonic()], [b"!"], 0.0)
+        wait_written(the_pacer, slot, written + 1)
+        assert read_all(slave) == b"!"
+    finally:
+        the_pacer.close(slot)
+
+
+def test_a_reader_that_does_not_read_loses_characters_and_is_told(
+    the_pacer: pacer.Pacer, pty: tuple[int, int]
+) -> None:
+    master, slave = pty
+    slot = the_pacer.open(master)
+    try:
+        n = 150_000  # more than a pty holds (its slave's buffer and the kernel's 64 KiB beyond)
+        now = time.monotonic()
+        the_pacer.add(slot, [now] * n, [b"a"] * n, 0.0)
+        wait_written(the_pacer, slot, n)
+        dropped, error = the_pacer.dropped(slot)
+        assert error == 0
+        assert 0 < dropped < n
+        assert len(read_all(slave)) == n - dropped
+        assert the_pacer.dropped(slot) == (0, 0)  # (told once)
+    finally:
+        the_pacer.close(slot)
+
+
+def test_a_write_error_is_reported_not_swallowed(the_pacer: pacer.Pacer) -> None:
+    r, w = os.pipe()
+    slot = the_pacer.open(r)  # the read end of a pipe: nothing to read, and no writing (EBADF)
+    try:
+        the_pacer.add(slot, [time.monotonic()], [b"a"], 0.0)
+        wait_written(the_pacer, slot, 1)
+        assert the_pacer.dropped(slot) == (0, errno.EBADF)
+    finally:
+        the_pacer.close(slot)
+        os.close(r)
+        os.close(w)
+
+
+def test_a_character_of_four_bytes_is_refused(the_pacer: pacer.Pacer, pty: tuple[int, int]) -> None:
+    slot = the_pacer.open(pty[0])
+    try:
+        with pytest.raises(ValueError, match="at most 3 bytes"):
+            the_pacer.add(slot, [time.monotonic()], [b"abcd"], 0.0)
+    finally:
+        the_pacer.close(slot)
+
+
+# --- a meter paced by the thread and by its own loop -------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["native", "python"])
+def test_a_meter_paced_either_way_gives_the_real_meters_bytes(
+    how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same session, read through a port that maps CR to LF (ICRNL: the bytes the pacer
+    writes are what the reader's input flags make of them), with the pacing thread and with
+    the meter's loop writing each character."""
+    real = (
+        Path(__file__).resolve().parent.parent / "fixtures" / "captures" / "ME162_1.readout.bin"
+    ).read_bytes()
+    monkeypatch.setenv("ME162_PACER", how)
+    speed = 20.0
+    with PtyMeter(MeterOptions(speed=speed, clock_start=datetime(2026, 6, 21, 12), moving=False)) as pm:
+        assert (pm._pacer is not None) == (how == "native")
+        port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=2)
+        fd = port.fileno()
+
+        def set_port(baud: int) -> None:  # (pyserial's own speed change clears ICRNL)
+            attrs = termios.tcgetattr(fd)
+            attrs[0] |= termios.ICRNL
+            attrs[4] = attrs[5] = baud
+            termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+        set_port(termios.B300)
+        port.write(b"/?!\r\n")
+        ident = port.read_until(b"\n")
+        write_taken(pm.served.link, port, OptionSelect("0", "5", "0").to_bytes())
+        time.sleep(6 * 10 / 300 / speed + 0.002)
+        set_port(termios.B9600)
+        data = port.read_until(b"\x03")
+        data += port.read(1)
+        port.close()
+    assert ident + data == real.replace(b"\r", b"\n")
