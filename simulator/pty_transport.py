@@ -831,7 +831,7 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
         if not math.isinf(due[i]):
             heapq.heappush(heap, (due[i], i))
 
-    def turn_one(i: int, flags: int, late: float, woke_at: float) -> None:
+    def turn_one(i: int, flags: int) -> None:
         m = meters[i]
         if m._plan and not flags:  # pacing a readout: one write (or a word to the pacer), nothing else
             at = m._pace()
@@ -840,14 +840,15 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 heapq.heappush(heap, (at, i))
                 return
         if m._pulled_until is None:
-            # what the reader did happened by the wake-up, however long the meters before
-            # this one took: dated then, not when this one's turn came
-            m.handle(
-                int(bool(flags)) if m._idle else flags, late + (time.monotonic() - woke_at) if flags else late
-            )
+            # what the reader did happened when the loop first saw it, however long the
+            # meters before this one took: dated then, not when this one's turn came
+            seen = seen_at.pop(i, None)
+            late = 0.0 if seen is None else time.monotonic() - seen
+            m.handle(int(bool(flags)) if m._idle else flags, late)
         plan(i, time.monotonic())
 
     turned: set[int] = set()  #: the meters turned in this wake-up
+    seen_at: dict[int, float] = {}  #: meter -> when the loop saw its reader act (monotonic)
     start = time.monotonic()
     for i in range(len(meters)):
         plan(i, start)
@@ -875,7 +876,8 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                     events = ep.poll(0)
             except (OSError, ValueError):
                 return
-            late = lateness.since_mark() if events else 0.0  # (only a meter woken by the reader needs it)
+            # (only a meter woken by the reader needs to know when that happened)
+            woke_at = time.monotonic() - (lateness.since_mark() if events else 0.0)
             now = time.monotonic()
             turn: dict[int, int] = {}
             for fd, mask in events:
@@ -884,6 +886,7 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                         os.read(wake, 64)
                 elif (woken := owner.get(fd)) is not None:
                     turn[woken] = mask
+                    seen_at.setdefault(woken, woke_at)  # (or earlier, in the last wake-up)
             # the meters due now, and those pacing a readout whose next character is due
             # within their EARLY: one wake-up for all of them
             while heap and heap[0][0] <= now + meters[heap[0][1]]._early:
@@ -891,7 +894,11 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 if t == due[i]:
                     turn.setdefault(i, 0)
             ahead: list[tuple[float, int]] = []  #: due again in this wake-up: the next one's
-            for i in sorted(turn):
+            queue = sorted(turn)
+            k = 0
+            while k < len(queue):
+                i = queue[k]
+                k += 1
                 # a meter whose time came while the others were turned goes first (once a
                 # wake-up): a readout due to start is not held up by a hundred readers' acts
                 while heap and heap[0][0] <= time.monotonic():
@@ -902,10 +909,24 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                         ahead.append((t, j))
                         continue
                     turned.add(j)
-                    turn_one(j, turn.pop(j, 0), late, now)
+                    turn_one(j, turn.pop(j, 0))
                 if i in turn:
                     turned.add(i)
-                    turn_one(i, turn.pop(i), late, now)
+                    turn_one(i, turn.pop(i))
+                    # a reader that acted while the meters before were turned: seen (and so
+                    # dated) now, turned in this wake-up rather than dated at the next
+                    new = []
+                    for fd, mask in ep.poll(0):
+                        w = owner.get(fd)
+                        if w is None or w in turn:
+                            continue
+                        if w not in turned:
+                            turn[w] = mask
+                            seen_at[w] = time.monotonic()
+                            new.append(w)
+                        elif mask & select.POLLIN:  # (turned already: the next wake-up's)
+                            seen_at.setdefault(w, time.monotonic())
+                    queue += sorted(new)
             for t, j in ahead:
                 heapq.heappush(heap, (t, j))
             turned.clear()

@@ -11,7 +11,7 @@ import sys
 import termios
 import time
 import tty
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -344,3 +344,54 @@ def test_one_thread_serves_many_meters_and_a_pulled_probe_stalls_none_of_the_oth
             t.join(timeout=60)
     assert [results[i] for i in range(4)] == [True] * 4, results
     assert any(e.kind == "note" and "pulled off" in e.detail for e in meters[4].served.link.events)
+
+
+def test_a_readers_act_is_dated_when_the_hub_saw_it_not_when_its_meters_turn_came() -> None:
+    """Two readers write while the hub is busy with a third meter; it then turns the first of
+    the two for 0.3 s (as a hundred meters' turns can take).  The second reader's request is
+    dated when the hub saw it: dated when its own turn came, it would be 0.3 s late, and a
+    reader's switch dated that late falls after the readout has begun (garbled bytes for a
+    correct reader)."""
+    import threading
+
+    from me162.simulator.events import Dir, Wire
+    from me162.simulator.pty_transport import PtyHub
+
+    meters = [
+        PtyMeter(MeterOptions(clock_start=datetime(2026, 6, 21, 12), moving=False), index=i) for i in range(3)
+    ]
+    slow, quick, gate = meters
+    held, release = threading.Event(), threading.Event()
+
+    def hold(m: PtyMeter, then: Callable[[], None]) -> None:
+        handle = m.handle
+        done = threading.Event()
+
+        def once_it_has_the_request(flags: int, late: float) -> None:
+            handle(flags, late)
+            if m._wrote and not done.is_set():
+                done.set()
+                then()
+
+        m.handle = once_it_has_the_request  # type: ignore[method-assign]
+
+    def wait_for_release() -> None:
+        held.set()
+        release.wait(5)
+
+    hold(gate, wait_for_release)
+    hold(slow, lambda: time.sleep(0.3))
+    with PtyHub(meters):
+        ports = [serial.Serial(m.path, 300, bytesize=7, parity="E", timeout=2) for m in meters]
+        time.sleep(0.1)  # (the hub has taken the opens)
+        ports[2].write(b"/?!\r\n")
+        assert held.wait(5)  # the hub is in the gate's turn
+        ports[1].write(b"/?!\r\n")
+        ports[0].write(b"/?!\r\n")
+        written_at = quick.served.now()
+        release.set()
+        assert ports[1].read_until(b"\r\n") == IDENT
+        for p in ports:
+            p.close()
+    (request,) = [e for e in quick.served.link.events if e.kind is Wire.DATA and e.dir is Dir.R2M]
+    assert request.t - written_at < 0.2, f"dated {request.t - written_at:.3f} s after it was written"
