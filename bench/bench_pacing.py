@@ -8,7 +8,8 @@ select does: on two cores the client's own load would be measured) signs on to e
 arrives.  The meters are served as ``me162-sim --count N`` serves them (``settle`` first).  A byte's error is its arrival minus
 when it was due: the readout's first byte plus i character times (10 bits at 9600 Bd).
 Reported: p50 and p99 of |error| in milliseconds and in character times, for 1 meter and for
-N meters served by one process at once; and the same against the schedule that fits each
+N meters served by one process at once, paced by the pacer thread (simulator/pacer.c) and,
+beside it, by the meters' own loop (ME162_PACER=python); and the same against the schedule that fits each
 port's bytes best (``fit_``: the median offset instead of the first byte's), since the first
 byte of a readout reaches a client that has slept for a while later than the rest (its wake-up
 from idle), which shifts every other byte's error by as much.
@@ -145,16 +146,23 @@ def summary(label: str, n: int, stamps: list[list[float]]) -> dict[str, object]:
 # --- me162 and the yardstick --------------------------------------------------------------------
 
 
-def me162(n: int, *, hub: bool = True) -> dict[str, object]:
+def me162(n: int, *, hub: bool = True, pacer: str = "native") -> dict[str, object]:
     """n meters served as ``me162-sim --count n`` serves them: one thread for all (PtyHub), or
-    with ``hub=False`` a thread each (PtyMeter.start, as the conformance suite runs one)."""
+    with ``hub=False`` a thread each (PtyMeter.start, as the conformance suite runs one);
+    ``pacer="python"``: paced by the meters' loop, not the pacer thread (ME162_PACER)."""
     import gc
 
     from me162.simulator.cli import settle
     from me162.simulator.pty_transport import PtyHub, PtyMeter
     from me162.simulator.session import MeterOptions
 
-    meters = [PtyMeter(MeterOptions(clock_start=datetime(2026, 6, 21, 12)), index=i) for i in range(n)]
+    os.environ["ME162_PACER"] = pacer
+    try:
+        meters = [PtyMeter(MeterOptions(clock_start=datetime(2026, 6, 21, 12)), index=i) for i in range(n)]
+    finally:
+        del os.environ["ME162_PACER"]
+    if pacer == "native" and meters[0]._pacer is None:
+        raise SystemExit("the pacer thread could not be built (is cc installed?)")
     settle()  # as me162-sim does before it serves
     servers = [PtyHub(meters).start()] if hub else [m.start() for m in meters]
     try:
@@ -164,7 +172,8 @@ def me162(n: int, *, hub: bool = True) -> dict[str, object]:
         for server in servers:
             server.stop()
         gc.unfreeze()
-    return summary("me162" if hub else "me162, a thread per meter", n, json.loads(out))
+    label = "me162" if hub else "me162, a thread per meter"
+    return summary(label if pacer == "native" else f"{label}, paced in Python", n, json.loads(out))
 
 
 def readout() -> bytes:
@@ -237,6 +246,7 @@ def main() -> None:
     args = p.parse_args()
     for n in (int(x) for x in args.meters.split(",")):
         print(json.dumps(me162(n)), flush=True)
+        print(json.dumps(me162(n, pacer="python")), flush=True)
         if n > 1:
             print(json.dumps(me162(n, hub=False)), flush=True)
         print(json.dumps(yardstick(n)), flush=True)
