@@ -457,7 +457,8 @@ class PtyMeter(Background):
         if not self._extend():
             self._early = 0.0
             return None
-        return max(0.0, self._next_turn() - time.monotonic())
+        first = self._next_turn() if self._pacer is not None else self._plan[0][0]
+        return max(0.0, first - time.monotonic())
 
     def _extend(self) -> bool:
         """Ask the link for the characters after the plan's last (and hand them to the pacing

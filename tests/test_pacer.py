@@ -208,3 +208,31 @@ def test_a_meter_paced_either_way_gives_the_real_meters_bytes(
         data += port.read(1)
         port.close()
     assert ident + data == real.replace(b"\r", b"\n")
+
+
+def test_a_meter_pacing_in_its_own_loop_is_turned_at_its_first_characters_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Paced by its own loop (no pacer thread), a meter asks to be turned when the plan's first
+    character is due, not when the pacer thread would want more (a quarter before the end):
+    the first characters then went out a dozen at once, a dozen characters late."""
+    from me162.simulator.pty_transport import read_port_state
+
+    monkeypatch.setenv("ME162_PACER", "python")
+    pm = PtyMeter(MeterOptions(speed=20.0, clock_start=datetime(2026, 6, 21, 12), moving=False))
+    port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=0)
+    try:
+        pm.state = pm._rearm(read_port_state(pm.master))  # (armed, as the loop leaves it)
+        pm.reader_open = True
+        pm.served.reader_wrote(b"/?!\r\n")
+        deadline = time.monotonic() + 10
+        while not pm.served.due():  # until the identification has begun
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        before = time.monotonic()
+        wait = pm._plan_ahead()
+        assert wait is not None and len(pm._plan) > 4
+        assert wait <= pm._plan[0][0] - before
+    finally:
+        port.close()
+        pm.close()
