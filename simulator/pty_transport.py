@@ -565,7 +565,7 @@ class PtyMeter(Background):
             s.done()
             self._looked_at = s.now()
             return
-        if flags:  # what the reader did while the thread waited for a CPU happened earlier
+        if flags:  # what the reader did while the thread waited (a CPU, other meters) happened earlier
             s.woke(self._looked_at, late)
         if flags & (select.POLLHUP | select.POLLERR | select.POLLNVAL):
             # Nobody holds the slave: the reader closed the port (or never opened it).
@@ -850,6 +850,25 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
 
     turned: set[int] = set()  #: the meters turned in this wake-up
     seen_at: dict[int, float] = {}  #: meter -> when the loop saw its reader act (monotonic)
+    turn: dict[int, int] = {}  #: the meters to turn in this wake-up, and their poll flags
+
+    def look_again(queue: list[int]) -> None:
+        """A reader that acted while the meters before were turned: seen (and so dated) now,
+        turned in this wake-up rather than dated at the next, and never turned as merely due
+        (its link would move past the act unread)."""
+        new = []
+        for fd, mask in ep.poll(0):
+            w = owner.get(fd)
+            if w is None or w in turn:
+                continue
+            if w not in turned:
+                turn[w] = mask
+                seen_at[w] = time.monotonic()
+                new.append(w)
+            elif mask & select.POLLIN:  # (turned already: the next wake-up's)
+                seen_at.setdefault(w, time.monotonic())
+        queue += sorted(new)
+
     start = time.monotonic()
     for i in range(len(meters)):
         plan(i, start)
@@ -880,7 +899,7 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
             # (only a meter woken by the reader needs to know when that happened)
             woke_at = time.monotonic() - (lateness.since_mark() if events else 0.0)
             now = time.monotonic()
-            turn: dict[int, int] = {}
+            turn.clear()
             for fd, mask in events:
                 if fd == wake:
                     with contextlib.suppress(OSError):
@@ -900,6 +919,8 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
             while k < len(queue):
                 i = queue[k]
                 k += 1
+                if k > 1:
+                    look_again(queue)
                 # a meter whose time came while the others were turned goes first (once a
                 # wake-up): a readout due to start is not held up by a hundred readers' acts
                 while heap and heap[0][0] <= time.monotonic():
@@ -911,23 +932,10 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                         continue
                     turned.add(j)
                     turn_one(j, turn.pop(j, 0))
+                    look_again(queue)
                 if i in turn:
                     turned.add(i)
                     turn_one(i, turn.pop(i))
-                    # a reader that acted while the meters before were turned: seen (and so
-                    # dated) now, turned in this wake-up rather than dated at the next
-                    new = []
-                    for fd, mask in ep.poll(0):
-                        w = owner.get(fd)
-                        if w is None or w in turn:
-                            continue
-                        if w not in turned:
-                            turn[w] = mask
-                            seen_at[w] = time.monotonic()
-                            new.append(w)
-                        elif mask & select.POLLIN:  # (turned already: the next wake-up's)
-                            seen_at.setdefault(w, time.monotonic())
-                    queue += sorted(new)
             for t, j in ahead:
                 heapq.heappush(heap, (t, j))
             turned.clear()
