@@ -90,6 +90,9 @@ EARLY_MAX = 0.0005
 #: than the bytes after it (the CPU's wake-up from a long idle; bench_pacing, 1 meter)
 LONG_WAIT = 0.01
 WARM_UP = 0.0005
+#: how often the hub turns one meter in one wake-up at most (a wake-up taking a hundred readers'
+#: acts lasts long, and meters come due again in it); then it waits for the next one
+TURNS_A_WAKE_UP = 64
 #: with the pacing thread: characters handed to it at a time (at least; as many as NATIVE_LEAD
 #: of real time takes on a faster line, up to NATIVE_MAX), more when a quarter is left
 NATIVE_AHEAD = 64
@@ -848,7 +851,7 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
             m.handle(int(bool(flags)) if m._idle else flags, late)
         plan(i, time.monotonic())
 
-    turned: set[int] = set()  #: the meters turned in this wake-up
+    turned: dict[int, int] = {}  #: how often each meter was turned in this wake-up
     seen_at: dict[int, float] = {}  #: meter -> when the loop saw its reader act (monotonic)
     turn: dict[int, int] = {}  #: the meters to turn in this wake-up, and their poll flags
 
@@ -861,11 +864,11 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
             w = owner.get(fd)
             if w is None or w in turn:
                 continue
-            if w not in turned:
+            if turned.get(w, 0) < TURNS_A_WAKE_UP:
                 turn[w] = mask
                 seen_at[w] = time.monotonic()
                 new.append(w)
-            elif mask & select.POLLIN:  # (turned already: the next wake-up's)
+            elif mask & select.POLLIN:  # (turned often enough: the next wake-up's)
                 seen_at.setdefault(w, time.monotonic())
         queue += sorted(new)
 
@@ -921,20 +924,21 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 k += 1
                 if k > 1:
                     look_again(queue)
-                # a meter whose time came while the others were turned goes first (once a
-                # wake-up): a readout due to start is not held up by a hundred readers' acts
+                # a meter whose time came while the others were turned goes first: a readout
+                # due to start is not held up by a hundred readers' acts (a meter turned
+                # TURNS_A_WAKE_UP times waits for the next wake-up: no loop without end)
                 while heap and heap[0][0] <= time.monotonic():
                     t, j = heapq.heappop(heap)
                     if t != due[j]:
                         continue
-                    if j in turned:
+                    if turned.get(j, 0) >= TURNS_A_WAKE_UP:
                         ahead.append((t, j))
                         continue
-                    turned.add(j)
+                    turned[j] = turned.get(j, 0) + 1
                     turn_one(j, turn.pop(j, 0))
                     look_again(queue)
                 if i in turn:
-                    turned.add(i)
+                    turned[i] = turned.get(i, 0) + 1
                     turn_one(i, turn.pop(i))
             for t, j in ahead:
                 heapq.heappush(heap, (t, j))
