@@ -349,7 +349,8 @@ class PtyMeter(Background):
 
     def _release(self) -> None:
         if self._slot is not None:
-            self._end_plan()
+            with contextlib.suppress(OSError):  # (a write error of the pacer's: the port goes anyway)
+                self._end_plan()
             assert self._pacer is not None
             self._pacer.close(self._slot)  # before the descriptor's number can be handed out again
             self._slot = None
