@@ -332,12 +332,11 @@ class PtyMeter(Background):
         self._early = 0.0  #: real seconds: see EARLY (0 unless pacing)
         self._ahead = PACE_AHEAD  #: characters asked of the link at a time
         #: the pacing thread (pacer.c; None: the plan is paced in this loop), this master's
-        #: slot in it, the slot's count of written characters when the plan began, and how
-        #: many of the plan's characters are handed to it
+        #: slot in it, and the slot's count of written characters when the plan began (every
+        #: character of the plan is handed to it as the plan grows)
         self._pacer = pacer.shared()
         self._slot: int | None = None
         self._base = 0
-        self._queued = 0
         self._char_early = 0.0  #: real seconds: how early the pacer may write a character
         self.scheduled = False  #: see step
         super().__init__()
@@ -441,7 +440,7 @@ class PtyMeter(Background):
         s = self.served
         link = s.link
         self._plan = []
-        self._planned = self._queued = 0
+        self._planned = 0
         self._iflag = state.iflag if state.iflag & _MAPPING_IFLAGS else 0
         # a fault that pulls the probe off ends the plan: it takes a turn of its own
         self._pace_until = link.line_drops[0][0] if link.line_drops else math.inf
@@ -472,6 +471,7 @@ class PtyMeter(Background):
         coming = s.link.coming(self._pace_until, self._ahead, plan[-1][2] if plan else -math.inf)
         if not coming:
             return False
+        handed = len(plan)
         at = s.clock.at
         if self._iflag:
             iflag = self._iflag
@@ -480,9 +480,8 @@ class PtyMeter(Background):
             plan.extend((at(t), _BYTES[b], t) for t, b in coming)
         if self._pacer is not None:
             assert self._slot is not None
-            new = plan[self._queued :]
+            new = plan[handed:]
             self._pacer.add(self._slot, [p[0] for p in new], [p[1] for p in new], self._char_early)
-            self._queued = len(plan)
         return True
 
     def _next_turn(self) -> float:
@@ -547,7 +546,7 @@ class PtyMeter(Background):
         if self._planned:
             self.served.link.advance(self._plan[self._planned - 1][2])
         self._plan = []
-        self._planned = self._queued = 0
+        self._planned = 0
         self._early = 0.0
 
     def _nobody_holds(self) -> bool:
@@ -855,8 +854,15 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
     turned: dict[int, int] = {}  #: how often each meter was turned in this wake-up
     seen_at: dict[int, float] = {}  #: meter -> when the loop saw its reader act (monotonic)
     turn: dict[int, int] = {}  #: the meters to turn in this wake-up, and their poll flags
+    queue: list[int] = []  #: the order they are turned in
 
-    def look_again(queue: list[int]) -> None:
+    def take_turn(i: int) -> None:
+        """Turn meter ``i`` (with its poll flags, if its reader acted), then look again."""
+        turned[i] = turned.get(i, 0) + 1
+        turn_one(i, turn.pop(i, 0))
+        look_again()
+
+    def look_again() -> None:
         """A reader that acted while the meters before were turned: seen (and so dated) now,
         turned in this wake-up rather than dated at the next, and never turned as merely due
         (its link would move past the act unread)."""
@@ -871,7 +877,7 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 new.append(w)
             elif mask & select.POLLIN:  # (turned often enough: the next wake-up's)
                 seen_at.setdefault(w, time.monotonic())
-        queue += sorted(new)
+        queue.extend(sorted(new))
 
     start = time.monotonic()
     for i in range(len(meters)):
@@ -918,13 +924,11 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                 if t == due[i]:
                     turn.setdefault(i, 0)
             ahead: list[tuple[float, int]] = []  #: due again in this wake-up: the next one's
-            queue = sorted(turn)
+            queue[:] = sorted(turn)
             k = 0
             while k < len(queue):
                 i = queue[k]
                 k += 1
-                if k > 1:
-                    look_again(queue)
                 # a meter whose time came while the others were turned goes first: a readout
                 # due to start is not held up by a hundred readers' acts (a meter turned
                 # TURNS_A_WAKE_UP times waits for the next wake-up: no loop without end)
@@ -935,12 +939,9 @@ def serve_ptys(meters: list[PtyMeter], stop: threading.Event, wake: int, ready: 
                     if turned.get(j, 0) >= TURNS_A_WAKE_UP:
                         ahead.append((t, j))
                         continue
-                    turned[j] = turned.get(j, 0) + 1
-                    turn_one(j, turn.pop(j, 0))
-                    look_again(queue)
+                    take_turn(j)
                 if i in turn:
-                    turned[i] = turned.get(i, 0) + 1
-                    turn_one(i, turn.pop(i))
+                    take_turn(i)
             for t, j in ahead:
                 heapq.heappush(heap, (t, j))
             turned.clear()

@@ -45,6 +45,14 @@ def pty() -> Iterator[tuple[int, int]]:
             os.close(fd)
 
 
+@pytest.fixture
+def slot(the_pacer: pacer.Pacer, pty: tuple[int, int]) -> Iterator[int]:
+    """A slot for the pty's master, closed before the master is."""
+    opened = the_pacer.open(pty[0])
+    yield opened
+    the_pacer.close(opened)
+
+
 def wait_written(p: pacer.Pacer, slot: int, n: int) -> None:
     deadline = time.monotonic() + 10
     while p.written(slot) < n:
@@ -65,89 +73,75 @@ def read_all(fd: int) -> bytes:
 
 
 def test_the_pacer_writes_each_character_in_order_and_counts_the_dropped_ones(
-    the_pacer: pacer.Pacer, pty: tuple[int, int]
+    the_pacer: pacer.Pacer, pty: tuple[int, int], slot: int
 ) -> None:
-    master, slave = pty
-    slot = the_pacer.open(master)
-    try:
-        now = time.monotonic()
-        # 0 bytes: a character the reader's input flags drop (IGNCR) still counts as handed
-        chars = [b"/", b"I", b"", b"\xff\xff", b"\xff\x00K", b"\n"]
-        the_pacer.add(slot, [now + 0.001 * k for k in range(len(chars))], chars, 0.0)
-        wait_written(the_pacer, slot, len(chars))
-        assert read_all(slave) == b"".join(chars)
-        assert the_pacer.dropped(slot) == (0, 0)
-        # what comes later in time comes later on the wire, however it was added
-        now = time.monotonic()
-        the_pacer.add(slot, [now + 0.002, now + 0.003], [b"A", b"B"], 0.0)
-        the_pacer.add(slot, [now + 0.004], [b"C"], 0.0)
-        wait_written(the_pacer, slot, len(chars) + 3)
-        assert read_all(slave) == b"ABC"
-    finally:
-        the_pacer.close(slot)
+    slave = pty[1]
+    now = time.monotonic()
+    # 0 bytes: a character the reader's input flags drop (IGNCR) still counts as handed
+    chars = [b"/", b"I", b"", b"\xff\xff", b"\xff\x00K", b"\n"]
+    the_pacer.add(slot, [now + 0.001 * k for k in range(len(chars))], chars, 0.0)
+    wait_written(the_pacer, slot, len(chars))
+    assert read_all(slave) == b"".join(chars)
+    assert the_pacer.dropped(slot) == (0, 0)
+    # what comes later in time comes later on the wire, however it was added
+    now = time.monotonic()
+    the_pacer.add(slot, [now + 0.002, now + 0.003], [b"A", b"B"], 0.0)
+    the_pacer.add(slot, [now + 0.004], [b"C"], 0.0)
+    wait_written(the_pacer, slot, len(chars) + 3)
+    assert read_all(slave) == b"ABC"
 
 
-def test_a_cancel_leaves_nothing_to_be_written(the_pacer: pacer.Pacer, pty: tuple[int, int]) -> None:
-    master, slave = pty
-    slot = the_pacer.open(master)
-    try:
-        now = time.monotonic()
-        the_pacer.add(slot, [now, now + 3600, now + 3601], [b"x", b"y", b"z"], 0.0)
-        wait_written(the_pacer, slot, 1)
-        assert the_pacer.cancel(slot) == 1
-        # a character due at once, added after the cancel, is the next to be written
-        the_pacer.add(slot, [time.monotonic()], [b"!"], 0.0)
-        wait_written(the_pacer, slot, 2)
-        assert read_all(slave) == b"x!"
-        assert the_pacer.cancel(slot) == 2
-    finally:
-        the_pacer.close(slot)
+def test_a_cancel_leaves_nothing_to_be_written(
+    the_pacer: pacer.Pacer, pty: tuple[int, int], slot: int
+) -> None:
+    slave = pty[1]
+    now = time.monotonic()
+    the_pacer.add(slot, [now, now + 3600, now + 3601], [b"x", b"y", b"z"], 0.0)
+    wait_written(the_pacer, slot, 1)
+    assert the_pacer.cancel(slot) == 1
+    # a character due at once, added after the cancel, is the next to be written
+    the_pacer.add(slot, [time.monotonic()], [b"!"], 0.0)
+    wait_written(the_pacer, slot, 2)
+    assert read_all(slave) == b"x!"
+    assert the_pacer.cancel(slot) == 2
 
 
 def test_once_the_reader_acts_nothing_more_is_written_until_a_cancel(
-    the_pacer: pacer.Pacer, pty: tuple[int, int]
+    the_pacer: pacer.Pacer, pty: tuple[int, int], slot: int
 ) -> None:
     """The characters were planned on the premise that the reader does nothing; once it has
     (here: written), the thread writes none of them, however late the meter's loop is to
     cancel them."""
     master, slave = pty
-    slot = the_pacer.open(master)
-    try:
-        now = time.monotonic()
-        the_pacer.add(slot, [now + 0.005 * k for k in range(200)], [b"r"] * 200, 0.0)
-        wait_written(the_pacer, slot, 3)
-        os.write(slave, b"\x06")  # the reader acts
-        # (the count waits for a sweep under way: any sweep after it sees the act)
-        written = the_pacer.written(slot)
-        time.sleep(0.1)  # twenty more characters come due
-        assert the_pacer.written(slot) == written
-        assert read_all(slave) == b"r" * written
-        assert os.read(master, 16) == b"\x06"  # (what the loop takes before it cancels)
-        assert the_pacer.cancel(slot) == written
-        the_pacer.add(slot, [time.monotonic()], [b"!"], 0.0)
-        wait_written(the_pacer, slot, written + 1)
-        assert read_all(slave) == b"!"
-    finally:
-        the_pacer.close(slot)
+    now = time.monotonic()
+    the_pacer.add(slot, [now + 0.005 * k for k in range(200)], [b"r"] * 200, 0.0)
+    wait_written(the_pacer, slot, 3)
+    os.write(slave, b"\x06")  # the reader acts
+    # (the count waits for a sweep under way: any sweep after it sees the act)
+    written = the_pacer.written(slot)
+    time.sleep(0.1)  # twenty more characters come due
+    assert the_pacer.written(slot) == written
+    assert read_all(slave) == b"r" * written
+    assert os.read(master, 16) == b"\x06"  # (what the loop takes before it cancels)
+    assert the_pacer.cancel(slot) == written
+    the_pacer.add(slot, [time.monotonic()], [b"!"], 0.0)
+    wait_written(the_pacer, slot, written + 1)
+    assert read_all(slave) == b"!"
 
 
 def test_a_reader_that_does_not_read_loses_characters_and_is_told(
-    the_pacer: pacer.Pacer, pty: tuple[int, int]
+    the_pacer: pacer.Pacer, pty: tuple[int, int], slot: int
 ) -> None:
-    master, slave = pty
-    slot = the_pacer.open(master)
-    try:
-        n = 150_000  # more than a pty holds (its slave's buffer and the kernel's 64 KiB beyond)
-        now = time.monotonic()
-        the_pacer.add(slot, [now] * n, [b"a"] * n, 0.0)
-        wait_written(the_pacer, slot, n)
-        dropped, error = the_pacer.dropped(slot)
-        assert error == 0
-        assert 0 < dropped < n
-        assert len(read_all(slave)) == n - dropped
-        assert the_pacer.dropped(slot) == (0, 0)  # (told once)
-    finally:
-        the_pacer.close(slot)
+    slave = pty[1]
+    n = 150_000  # more than a pty holds (its slave's buffer and the kernel's 64 KiB beyond)
+    now = time.monotonic()
+    the_pacer.add(slot, [now] * n, [b"a"] * n, 0.0)
+    wait_written(the_pacer, slot, n)
+    dropped, error = the_pacer.dropped(slot)
+    assert error == 0
+    assert 0 < dropped < n
+    assert len(read_all(slave)) == n - dropped
+    assert the_pacer.dropped(slot) == (0, 0)  # (told once)
 
 
 def test_a_write_error_is_reported_not_swallowed(the_pacer: pacer.Pacer) -> None:
@@ -163,13 +157,9 @@ def test_a_write_error_is_reported_not_swallowed(the_pacer: pacer.Pacer) -> None
         os.close(w)
 
 
-def test_a_character_of_four_bytes_is_refused(the_pacer: pacer.Pacer, pty: tuple[int, int]) -> None:
-    slot = the_pacer.open(pty[0])
-    try:
-        with pytest.raises(ValueError, match="at most 3 bytes"):
-            the_pacer.add(slot, [time.monotonic()], [b"abcd"], 0.0)
-    finally:
-        the_pacer.close(slot)
+def test_a_character_of_four_bytes_is_refused(the_pacer: pacer.Pacer, slot: int) -> None:
+    with pytest.raises(ValueError, match="at most 3 bytes"):
+        the_pacer.add(slot, [time.monotonic()], [b"abcd"], 0.0)
 
 
 # --- a meter paced by the thread and by its own loop -------------------------------------------
