@@ -437,6 +437,8 @@ class PtyMeter(Background):
         state = self.state
         if state is None or not state.extproc or not state.iflag & termios.IGNBRK:
             return None
+        if self._packet_waiting():
+            return None  # an act (the simulator's own re-arming, say) to take first: a plan would be dropped
         s = self.served
         link = s.link
         self._plan = []
@@ -548,6 +550,10 @@ class PtyMeter(Background):
         self._plan = []
         self._planned = 0
         self._early = 0.0
+
+    def _packet_waiting(self) -> bool:
+        events = self._own_poll.poll(0)
+        return bool(events and events[0][1] & select.POLLIN)
 
     def _nobody_holds(self) -> bool:
         events = self._own_poll.poll(0)

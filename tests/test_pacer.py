@@ -212,8 +212,9 @@ def test_a_meter_pacing_in_its_own_loop_is_turned_at_its_first_characters_time(
     pm = PtyMeter(MeterOptions(speed=20.0, clock_start=datetime(2026, 6, 21, 12), moving=False))
     port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=0)
     try:
-        pm.state = pm._rearm(read_port_state(pm.master))  # (armed, as the loop leaves it)
+        pm.state = pm._rearm(read_port_state(pm.master))  # (armed, as the loop leaves it:
         pm.reader_open = True
+        pm._take_pending()  # the settings-change packets, its own re-arming's included, taken)
         pm.served.reader_wrote(b"/?!\r\n")
         deadline = time.monotonic() + 10
         while not pm.served.due():  # until the identification has begun
@@ -226,3 +227,31 @@ def test_a_meter_pacing_in_its_own_loop_is_turned_at_its_first_characters_time(
     finally:
         port.close()
         pm.close()
+
+
+def test_a_readout_is_handed_to_the_pacer_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader's speed change clears packet mode; the simulator sets it again, and that
+    tcsetattr of its own comes back as a packet.  A plan made before the packet is taken was
+    dropped when it came and made again: every readout was asked of the link and handed to
+    the pacer twice, at the busiest moment of a hundred meters signing on."""
+    speed = 5.0
+    with PtyMeter(MeterOptions(speed=speed, clock_start=datetime(2026, 6, 21, 12), moving=False)) as pm:
+        assert pm._pacer is not None, "the pacer was not built: is cc installed?"
+        handed: list[int] = []
+        add = pm._pacer.add
+
+        def counted(slot: int, due: list[float], chars: list[bytes], early: float) -> None:
+            handed.append(len(due))
+            add(slot, due, chars, early)
+
+        monkeypatch.setattr(pm._pacer, "add", counted)
+        port = serial.Serial(pm.path, 300, bytesize=7, parity="E", timeout=5)
+        port.write(b"/?!\r\n")
+        ident = port.read_until(b"\n")
+        write_taken(pm.served.link, port, OptionSelect("0", "5", "0").to_bytes())
+        time.sleep(6 * 10 / 300 / speed + 0.002)
+        port.baudrate = 9600
+        data = port.read_until(b"\x03") + port.read(1)
+        port.close()
+    assert ident.startswith(b"/ISK5ME162") and data.endswith(b"!\r\n\x03" + data[-1:])
+    assert sum(handed) == len(ident) + len(data), handed
