@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 from me162.protocol.errors import ParityError
@@ -81,7 +82,7 @@ class LineSettings:
         return nbytes * self.char_time
 
     def with_baud(self, baud: int) -> LineSettings:
-        return LineSettings(baud, self.bits, self.parity, self.stop)
+        return line_settings(baud, self.bits, self.parity, self.stop)
 
     def describe(self) -> str:
         return f"{self.baud} {self.bits}{self.parity}{self.stop}"
@@ -90,7 +91,21 @@ class LineSettings:
         return {"baud": self.baud, "bits": self.bits, "parity": self.parity, "stop": self.stop}
 
 
-SETTINGS_7E1_300 = LineSettings()
+def line_settings(
+    baud: int = INITIAL_BAUD, bits: int = 7, parity: Parity = "E", stop: int = 1
+) -> LineSettings:
+    """The one :class:`LineSettings` object for these settings: the link compares the settings
+    of every character it hands over with the receiver's, and ``is`` answers at once where
+    ``==`` compares four fields."""
+    return _line_settings(baud, bits, parity, stop)
+
+
+@lru_cache(maxsize=256)  # (a reader may set any speed: bounded)
+def _line_settings(baud: int, bits: int, parity: Parity, stop: int) -> LineSettings:
+    return LineSettings(baud, bits, parity, stop)
+
+
+SETTINGS_7E1_300 = line_settings()
 
 
 def char_time(baud: int, bits_per_char: int = 10) -> float:

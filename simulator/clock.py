@@ -42,6 +42,11 @@ class ScaledClock:
         """The ``time.monotonic()`` reading at which virtual time ``virtual_t`` comes."""
         return self._t0 + virtual_t / self.speed
 
+    def at_many(self, virtual_times: list[float]) -> list[float]:
+        """:meth:`at` of each (a readout's characters at once)."""
+        t0, speed = self._t0, self.speed
+        return [t0 + t / speed for t in virtual_times]
+
     def sleep_until(self, virtual_t: float) -> None:
         delay = self.real(virtual_t - self.now())
         if delay > 0:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from me162.protocol.line import LineSettings
+from me162.protocol.line import LineSettings, line_settings
 from me162.simulator.clock import in_force
 from me162.simulator.events import Did, Dir, Wire, WireEvent
 from me162.simulator.meter import MeterLike, Transmit
@@ -32,9 +32,14 @@ class _Path:
     """One direction of the line: the frames on it and the UART at the far end, which hands
     over each character when a real one would (at the middle of its stop bit)."""
 
-    def __init__(self, rx_at: Callable[[float], LineSettings], deliver: Callable[[RxChar], None]) -> None:
+    def __init__(
+        self,
+        rx_at: Callable[[float], LineSettings],
+        deliver: Callable[[RxChar], None],
+        rx_span: Callable[[float], tuple[LineSettings, float]] | None = None,
+    ) -> None:
         self.line = Line()
-        self.receiver = Receiver(self.line, rx_at)
+        self.receiver = Receiver(self.line, rx_at, rx_span)
         self.deliver = deliver
 
     @property
@@ -70,6 +75,8 @@ class Link:
         self.parity_bit = parity_bit
         self.follow_meter = follow_meter
         self.record = record
+        if reader is not None:
+            reader = line_settings(reader.baud, reader.bits, reader.parity, reader.stop)
         self._reader_history: list[tuple[float, LineSettings]] = [(0.0, reader or self._reader_default())]
         self.reader_tx_free = 0.0
         self._tx_queue = bytearray()
@@ -78,7 +85,7 @@ class Link:
         self.interceptors: list[Callable[[Transmit], list[Transmit]]] = []
         self.line_drops: list[tuple[float, float]] = []  #: (when, how long): a fault pulled the probe off
         self._r2m = _Path(self._meter_rx_format, self._deliver_to_meter)
-        self._m2r = _Path(self.reader_settings_at, self._deliver_to_reader)
+        self._m2r = _Path(self.reader_settings_at, self._deliver_to_reader, self._reader_settings_span)
         self._meter_tx: list[tuple[float, float]] = []  #: (start, end) of the meter's transmissions
         self._meter_events_seen = 0
         #: nothing happens before this virtual time unless the reader acts (None: not known):
@@ -98,7 +105,7 @@ class Link:
         self._ahead: list[tuple[float, int, Frame]] = []
 
     def _reader_default(self) -> LineSettings:
-        return LineSettings(300, 8, "N", 1) if self.parity_bit else LineSettings(300)
+        return line_settings(300, 8, "N", 1) if self.parity_bit else line_settings(300)
 
     # --- the reader's side --------------------------------------------------------------------
 
@@ -106,6 +113,14 @@ class Link:
         if self.follow_meter:  # a raw TCP converter: its UART always runs at the meter's speed
             return self._reader_history[0][1].with_baud(self.meter.uart_baud(t))
         return in_force(self._reader_history, t)
+
+    def _reader_settings_span(self, t: float) -> tuple[LineSettings, float]:
+        """The reader's settings at ``t``, and a time before which they hold at least: the
+        end of time from the last change on (what the reader does next comes after now)."""
+        history = self._reader_history
+        if not self.follow_meter and t + 1e-9 >= history[-1][0]:
+            return history[-1][1], INF
+        return self.reader_settings_at(t), t
 
     @property
     def reader_settings(self) -> LineSettings:
@@ -117,6 +132,7 @@ class Link:
         """The reader set its UART (speed, and where the transport carries it, the format)."""
         self.advance(at)
         self._calm_until = self._quiet_until = None
+        settings = line_settings(settings.baud, settings.bits, settings.parity, settings.stop)
         if settings != self.reader_settings:
             self._reader_history.append((at, settings))
             self._note(WireEvent(at, Wire.SETTINGS, R2M, baud=settings.baud, detail=settings.describe()))
@@ -281,7 +297,7 @@ class Link:
     # --- internals --------------------------------------------------------------------------
 
     def _meter_rx_format(self, t: float) -> LineSettings:
-        return LineSettings(self.meter.uart_baud(t))
+        return line_settings(self.meter.uart_baud(t))
 
     def meter_transmitting(self, t: float) -> bool:
         """Whether the meter's transmitter is busy at ``t`` (as the line carries it, faults
@@ -336,7 +352,7 @@ class Link:
         return out
 
     def _transmit(self, tx: Transmit) -> None:
-        fmt = LineSettings(tx.baud, 8, "N", 1) if tx.raw else LineSettings(tx.baud)
+        fmt = line_settings(tx.baud, 8, "N", 1) if tx.raw else line_settings(tx.baud)
         # One transmitter: a message the meter (or a fault) schedules while another is still
         # going out follows it; two transmissions never overlap on the line.
         t = max(tx.at, self._m2r.free)
@@ -345,13 +361,16 @@ class Link:
         if tx.data:
             self._meter_tx = [(a, b) for a, b in self._meter_tx if b > self.now - 5.0]
             self._meter_tx.append((t, t + len(tx.data) * fmt.char_time))
+        char = fmt.bits_per_char / fmt.baud  # (each frame's end, as Frame.end computes it)
+        frames = []
+        bad = tx.bad_parity
         for i, b in enumerate(tx.data):
             if tx.raw:  # the parity travels in bit 7: a wrong one is a wrong bit 7
-                f = Frame(t, b ^ (0x80 if i in tx.bad_parity else 0), fmt, True)
+                frames.append(Frame(t, b ^ (0x80 if i in bad else 0), fmt, True))
             else:
-                f = Frame(t, b & 0x7F, fmt, False, i in tx.bad_parity)
-            self._m2r.add(f)
-            t = f.end
+                frames.append(Frame(t, b & 0x7F, fmt, False, bool(bad) and i in bad))
+            t = t + char
+        self._m2r.line.add_run(frames)
         self._note(WireEvent(tx.at, Wire.DATA, M2R, tx.data, tx.baud, tx.kind, sent=tx.kind))
 
     def _note(self, event: WireEvent) -> None:

@@ -64,7 +64,7 @@ class Pacer:
         seconds before it when the thread is awake for another."""
         n = len(due)
         times = array("q", [int(t * 1e9) for t in due])
-        packed = b"".join(_PACKED[c] if len(c) == 1 else _pack(c) for c in chars)
+        packed = b"".join([_PACKED[c] if len(c) == 1 else _pack(c) for c in chars])
         address, _ = times.buffer_info()
         if self._lib.pacer_add(self._p, slot, n, address, packed, int(early * 1e9)) != 0:
             raise MemoryError("pacer: out of memory")

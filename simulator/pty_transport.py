@@ -437,8 +437,6 @@ class PtyMeter(Background):
         state = self.state
         if state is None or not state.extproc or not state.iflag & termios.IGNBRK:
             return None
-        if self._packet_waiting():
-            return None  # an act (the simulator's own re-arming, say) to take first: a plan would be dropped
         s = self.served
         link = s.link
         self._plan = []
@@ -452,38 +450,44 @@ class PtyMeter(Background):
             real = s.clock.real(char)
             # enough characters queued for NATIVE_LEAD of real time, however fast the line
             self._ahead = min(NATIVE_MAX, max(NATIVE_AHEAD, math.ceil(NATIVE_LEAD / max(real, 1e-9))))
-            self._early = real * (self._ahead // 8)  # the loop's turns need no precision
+        else:
+            self._ahead = PACE_AHEAD
+        if self._packet_waiting():
+            return None  # an act (the simulator's own re-arming, say) to take first: a plan would be dropped
+        coming = link.coming(self._pace_until, self._ahead)
+        if not coming:  # (most looks while the reader's bytes are on their way: nothing)
+            return None
+        if self._pacer is not None:
+            self._early = s.clock.real(char) * (self._ahead // 8)  # the loop's turns need no precision
             if self._slot is None:
                 self._slot = self._pacer.open(self.master)
             self._base = self._pacer.written(self._slot)
         else:
-            self._ahead = PACE_AHEAD
             self._early = self._char_early
-        if not self._extend():
-            self._early = 0.0
-            return None
+        self._extend(coming)
         first = self._next_turn() if self._pacer is not None else self._plan[0][0]
         return max(0.0, first - time.monotonic())
 
-    def _extend(self) -> bool:
-        """Ask the link for the characters after the plan's last (and hand them to the pacing
-        thread); False if none come."""
+    def _extend(self, coming: list[tuple[float, int]] | None = None) -> bool:
+        """Add to the plan the characters the link says come after its last (``coming``, if
+        asked already), and hand them to the pacing thread; False if none come."""
         plan = self._plan
         s = self.served
-        coming = s.link.coming(self._pace_until, self._ahead, plan[-1][2] if plan else -math.inf)
+        if coming is None:
+            coming = s.link.coming(self._pace_until, self._ahead, plan[-1][2])
         if not coming:
             return False
-        handed = len(plan)
-        at = s.clock.at
+        times = [t for t, _ in coming]
+        due = s.clock.at_many(times)
         if self._iflag:
             iflag = self._iflag
-            plan.extend((at(t), apply_input_flags(_BYTES[b], iflag), t) for t, b in coming)
+            chars = [apply_input_flags(_BYTES[b], iflag) for _, b in coming]
         else:
-            plan.extend((at(t), _BYTES[b], t) for t, b in coming)
+            chars = [_BYTES[b] for _, b in coming]
+        plan.extend(zip(due, chars, times, strict=True))
         if self._pacer is not None:
             assert self._slot is not None
-            new = plan[handed:]
-            self._pacer.add(self._slot, [p[0] for p in new], [p[1] for p in new], self._char_early)
+            self._pacer.add(self._slot, due, chars, self._char_early)
         return True
 
     def _next_turn(self) -> float:

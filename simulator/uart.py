@@ -122,6 +122,20 @@ class Line:
         self._flush()
         self._lay(frame)
 
+    def add_run(self, frames: list[Frame]) -> None:
+        """Lay down frames that follow each other (each starts where the one before ends), as
+        :meth:`add` would one by one: a transmission of hundreds in one step."""
+        if not frames:
+            return
+        if not self.lazy or frames[0].start < self.free:
+            for f in frames:
+                self.add(f)
+            return
+        self.version += 1
+        self._starts.update((f.start, f) for f in frames)
+        self.pending.extend(frames)
+        self.free = frames[-1].end
+
     def _flush(self, until: float = float("inf")) -> None:
         """Lay down the pending frames that start by ``until``."""
         pending = self.pending
@@ -220,9 +234,17 @@ class Receiver:
     Characters are delivered one by one as their time comes, as a real UART hands them over.
     """
 
-    def __init__(self, line: Line, settings_at: Callable[[float], LineSettings]) -> None:
+    def __init__(
+        self,
+        line: Line,
+        settings_at: Callable[[float], LineSettings],
+        settings_span: Callable[[float], tuple[LineSettings, float]] | None = None,
+    ) -> None:
         self.line = line
         self.settings_at = settings_at
+        #: the settings at a time and until when they hold at least (a frame starting before
+        #: then is read with them): a readout's characters need not ask one by one
+        self.settings_span = settings_span or (lambda t: (settings_at(t), t))
         self.armed_at = float("-inf")  #: the receiver looks for a start bit after this time
         self._memo: tuple[tuple[object, ...], tuple[RxChar, float] | None] | None = None
         #: the fast path's last answer: the pending frame, the settings, what was made of it
@@ -335,23 +357,27 @@ class Receiver:
                 if ch.t > until or len(out) >= limit:
                     return out
                 out.append((ch.t, frame.byte, frame))
-        fmt_now: LineSettings | None = None
+        span = self.settings_span
+        now: LineSettings | None = None
+        holds = -float("inf")  #: ``now`` holds for a frame that starts before this
         char = rearm = 0.0
         for frame in islice(line.pending, taken, None):  # then frames taken whole: as _take_whole
             if len(out) >= limit:
                 break
-            now = settings_at(frame.start)
-            if now is not fmt_now:
-                fmt_now = now
-                char = now.bits_per_char / now.baud
-                rearm = (now.bits_per_char - 0.5) / now.baud
+            begins = frame.start
+            if not begins < holds:
+                before = now
+                now, holds = span(begins)
+                if now is not before:
+                    char = now.bits_per_char / now.baud
+                    rearm = (now.bits_per_char - 0.5) / now.baud
             fmt = frame.fmt
-            if (fmt is not now and fmt != now) or frame.start <= armed:
+            if (fmt is not now and fmt != now) or begins <= armed:
                 break
-            t = frame.start + char
+            t = begins + char
             if t > until:
                 break
-            armed = frame.start + rearm
+            armed = begins + rearm
             out.append((t, frame.byte, frame))
         return out
 
@@ -386,7 +412,8 @@ class Receiver:
         each: no edge is laid down behind them, and the settings are asked at each start)."""
         line = self.line
         pending = line.pending
-        settings_at = self.settings_at
+        span = self.settings_span
+        holds = -float("inf")  #: ``rx`` holds for a frame that starts before this
         rearm = (rx.bits_per_char - 0.5) / rx.baud
         char = rx.bits_per_char / rx.baud
         while pending:
@@ -396,9 +423,10 @@ class Receiver:
                 break
             if frame.start <= self.armed_at or frame.start + char > until:
                 break
-            now = settings_at(frame.start)
-            if now is not rx and now != rx:
-                break
+            if not frame.start < holds:
+                now, holds = span(frame.start)
+                if now is not rx and now != rx:
+                    break
             line.taken(frame)
             self.armed_at = frame.start + rearm
             out.append(RxChar(frame.start + char, frame.byte, False, frame.bad_parity and rx.parity != "N"))
