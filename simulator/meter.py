@@ -18,6 +18,7 @@ import math
 import random
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Protocol
@@ -312,7 +313,7 @@ class Meter:
             return
         self.sessions += 1
         self._event(Did.REQUEST, address or "(general)")
-        ident = self.profile.identification.to_bytes()
+        ident = self._identification
         at = self.now + self._reaction("identification")
         mode = self.profile.mode
         if mode == "A":
@@ -660,10 +661,15 @@ class Meter:
             lines.append("".join(a + self.value_text(self.profile.registers[a]) for a in line))
         return ("\r\n".join(lines) + "\r\n!\r\n").encode("latin-1")
 
+    @cached_property
+    def _identification(self) -> bytes:
+        """The identification message, built once (the profile does not change)."""
+        return self.profile.identification.to_bytes()
+
     def _readout_bytes(self) -> bytes:
         block = self.readout_block()
         self.readouts.append(block)
         return DataMessage(block).to_bytes()
 
     def _push_bytes(self) -> bytes:
-        return self.profile.identification.to_bytes() + CRLF + self.readout_block()
+        return self._identification + CRLF + self.readout_block()
