@@ -16,7 +16,13 @@ from idle), which shifts every other byte's error by as much.
 
 The yardstick: one thread in one process writing each byte of the same readout to plain ptys
 exactly when due (sleeping in select until then), read by the same client: what a pty and a
-Python thread can do at best on this machine.
+Python thread can do at best on this machine.  Its readouts all start at once, so the bytes of
+every port are due together and the client wakes once a character time; the virtual meters'
+readouts start one after another as their readers' sign-ons are taken (over ~0.2 s for 100),
+so their bytes are due at every phase of a character time and the client wakes for each few
+of them.  The staggered yardstick gives each port the start the meter run beside it measured
+(the same load on the client), and writes every byte due within an eighth of a character at
+one wake-up, as the pacer does.
 
 Idle: the CPU share of a process serving N meters that no reader has opened.
 
@@ -146,6 +152,11 @@ def summary(label: str, n: int, stamps: list[list[float]]) -> dict[str, object]:
 # --- me162 and the yardstick --------------------------------------------------------------------
 
 
+#: each port's first byte, relative to the earliest, in the last me162 run (for the staggered
+#: yardstick beside it)
+last_starts: list[float] = []
+
+
 def me162(n: int, *, hub: bool = True, pacer: str = "native") -> dict[str, object]:
     """n meters served as ``me162-sim --count n`` serves them: one thread for all (PtyHub), or
     with ``hub=False`` a thread each (PtyMeter.start, as the conformance suite runs one);
@@ -173,7 +184,11 @@ def me162(n: int, *, hub: bool = True, pacer: str = "native") -> dict[str, objec
             server.stop()
         gc.unfreeze()
     label = "me162" if hub else "me162, a thread per meter"
-    return summary(label if pacer == "native" else f"{label}, paced in Python", n, json.loads(out))
+    stamps = json.loads(out)
+    if all(stamps):
+        first = min(st[0] for st in stamps)
+        last_starts[:] = [st[0] - first for st in stamps]
+    return summary(label if pacer == "native" else f"{label}, paced in Python", n, stamps)
 
 
 def readout() -> bytes:
@@ -186,8 +201,10 @@ def readout() -> bytes:
     return bytes(DataMessage(m.readout_block()).to_bytes())
 
 
-def yardstick(n: int) -> dict[str, object]:
-    """One thread writes each byte to plain ptys when it is due."""
+def yardstick(n: int, starts: list[float] | None = None) -> dict[str, object]:
+    """One thread writes each byte to plain ptys when it is due; with ``starts``, port k's
+    readout begins ``starts[k]`` seconds after the first, and every byte due within an eighth
+    of a character is written at one wake-up (as the pacer does)."""
     data = readout()
     pairs = [os.openpty() for _ in range(n)]
     paths = [os.ttyname(s) for _, s in pairs]
@@ -198,14 +215,21 @@ def yardstick(n: int) -> dict[str, object]:
     proc = run_client(paths, False)
     time.sleep(1.0)  # the client has opened every port
     start = time.monotonic() + 0.05
+    offsets = starts or [0.0] * n
+    early = CHAR / 8 if starts else 0.0
+    # (due, port, byte) of every byte, in time order
+    plan = sorted((start + offsets[k] + (i + 1) * CHAR, k, b) for k in range(n) for i, b in enumerate(data))
 
     def write() -> None:
-        for i, b in enumerate(data):
-            due = start + (i + 1) * CHAR
-            while (left := due - time.monotonic()) > 0:
+        i = 0
+        while i < len(plan):
+            while (left := plan[i][0] - early - time.monotonic()) > 0:
                 select.select([], [], [], left)
-            for master, _ in pairs:
-                os.write(master, bytes([b]))
+            soon = time.monotonic() + early
+            while i < len(plan) and plan[i][0] <= soon:
+                _, k, b = plan[i]
+                os.write(pairs[k][0], bytes([b]))
+                i += 1
 
     t = threading.Thread(target=write)
     t.start()
@@ -214,7 +238,7 @@ def yardstick(n: int) -> dict[str, object]:
     for m, s in pairs:
         os.close(m)
         os.close(s)
-    return summary("yardstick", n, json.loads(out))
+    return summary("yardstick, staggered as me162's" if starts else "yardstick", n, json.loads(out))
 
 
 def idle(n: int) -> dict[str, object]:
@@ -246,10 +270,13 @@ def main() -> None:
     args = p.parse_args()
     for n in (int(x) for x in args.meters.split(",")):
         print(json.dumps(me162(n)), flush=True)
+        starts = list(last_starts)
         print(json.dumps(me162(n, pacer="python")), flush=True)
         if n > 1:
             print(json.dumps(me162(n, hub=False)), flush=True)
         print(json.dumps(yardstick(n)), flush=True)
+        if n > 1:
+            print(json.dumps(yardstick(n, starts)), flush=True)
     print(json.dumps(idle(args.idle)), flush=True)
 
 
