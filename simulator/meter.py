@@ -18,9 +18,9 @@ import math
 import random
 import re
 from dataclasses import dataclass
-from functools import cached_property
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import cached_property
 from typing import Protocol
 
 from me162.protocol.bcc import bcc_ok
