@@ -4,9 +4,9 @@ A scenario (YAML, fixtures/scenarios/) names a purpose, the reference it comes f
 list of faults.  Each fault has a trigger — a protocol event or position: "the 2nd R1
 reply", "the readout", "the identification", "after t=5 s", "every 3rd session" — and an
 action on the wire: corrupt or set the BCC; flip, drop, insert or duplicate bytes; noise;
-truncate; delay; silence; NAK or (ERROR) instead of the answer; another speed, a late switch
-or none; the parity bit in bit 7; partial blocks; the probe pulled off the line; a meter
-reset mid-readout.
+truncate; delay; hold until the reader's next message; silence; NAK or (ERROR) instead of
+the answer; another speed, a late switch or none; the parity bit in bit 7; partial blocks;
+the probe pulled off the line; a meter reset mid-readout.
 
 :class:`FaultInjector` sits between the meter and the line (a link interceptor), so faults
 change exactly the bytes and timing of the transmissions they hit.  Every fault that fires
@@ -108,6 +108,12 @@ def _delay(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
     return [replace(tx, at=tx.at + s)], f"answer {s * 1000:.0f} ms later"
 
 
+def _hold(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
+    s = float(p["seconds"])
+    link.hold(tx, tx.at + s)
+    return [], f"held until the reader's next message reaches the meter, {s * 1000:.0f} ms at most"
+
+
 def _silent(tx: Transmit, p: dict[str, Any], link: Link) -> Applied:
     return [], "not sent"
 
@@ -175,6 +181,7 @@ ACTIONS: dict[str, Action] = {
     "noise": Action({"at": _WHOLE, "bytes": _HEX, "count": _WHOLE}, _insert),
     "truncate": Action({"keep": _WHOLE}, _truncate, ("keep",)),
     "delay": Action({"seconds": _SECONDS}, _delay, ("seconds",)),
+    "hold": Action({"seconds": _SECONDS}, _hold, ("seconds",)),
     "silent": Action({}, _silent, spoils_bytes=False),
     "answer": Action({"with": {"enum": ["nak", "error"]}}, _answer, ("with",)),
     "speed": Action(
@@ -453,7 +460,7 @@ def _check_params(action: str, params: dict[str, Any], marks: _Marks, path: tupl
         need_hex("bytes", required=action == "insert")
     if action == "truncate" and "keep" not in params:
         raise marks.fail((*path, "keep"), "truncate needs keep: how many bytes of the message go out")
-    if action in ("delay", "drop_line"):
+    if action in ("delay", "hold", "drop_line"):
         v = params.get("seconds")
         if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
             raise marks.fail((*path, "seconds"), f"{action} needs seconds >= 0, not {v!r}")

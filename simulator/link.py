@@ -84,6 +84,8 @@ class Link:
         self.events: list[WireEvent] = []
         self.interceptors: list[Callable[[Transmit], list[Transmit]]] = []
         self.line_drops: list[tuple[float, float]] = []  #: (when, how long): a fault pulled the probe off
+        #: transmissions a fault holds back (:meth:`hold`): (at the latest, transmission)
+        self.held: list[tuple[float, Transmit]] = []
         self._r2m = _Path(self._meter_rx_format, self._deliver_to_meter)
         self._m2r = _Path(self.reader_settings_at, self._deliver_to_reader, self._reader_settings_span)
         self._meter_tx: list[tuple[float, float]] = []  #: (start, end) of the meter's transmissions
@@ -231,6 +233,26 @@ class Link:
             self._calm_until = None  # the next character to reach the reader is another one
         ahead.clear()
 
+    # --- held transmissions (the fault action ``hold``) --------------------------------------
+
+    def hold(self, tx: Transmit, until: float) -> None:
+        """Keep ``tx`` off the line until a whole message from the reader has reached the
+        meter (it then goes out, at its own time or at once if that has passed, ahead of the
+        meter's answer to the message) or, at the latest, until ``until``: a late answer that
+        lands after the reader's next request, however long the reader took to send it."""
+        self.held.append((until, tx))
+
+    def _release(self, t: float, why: str) -> None:
+        for _, tx in self.held:
+            at = max(t, tx.at)
+            detail = f"hold: {tx.kind} ({len(tx.data)} bytes) due at t={tx.at:.3f} goes out ({why})"
+            self._note(WireEvent(at, Wire.FAULT, detail=detail, fault="hold"))
+            self._transmit(replace(tx, at=at))
+        self.held.clear()
+
+    def _held_until(self) -> float | None:
+        return min(until for until, _ in self.held) if self.held else None
+
     # --- time -------------------------------------------------------------------------------
 
     def next_event(self) -> float | None:
@@ -249,7 +271,7 @@ class Link:
         :attr:`_calm_until`."""
         if quiet is None:
             quiet = INF
-            for t in (self.meter.next_deadline(), self._r2m.next_time()):
+            for t in (self.meter.next_deadline(), self._r2m.next_time(), self._held_until()):
                 if t is not None and t < quiet:
                     quiet = t
             if self._tx_queue and self.reader_tx_free < quiet:
@@ -276,7 +298,12 @@ class Link:
         while True:
             candidates = [
                 t
-                for t in (self.meter.next_deadline(), self._r2m.next_time(), self._m2r.next_time())
+                for t in (
+                    self.meter.next_deadline(),
+                    self._r2m.next_time(),
+                    self._m2r.next_time(),
+                    self._held_until(),
+                )
                 if t is not None
             ]
             nxt = min(candidates) if candidates else None
@@ -285,6 +312,8 @@ class Link:
             self._r2m.process(nxt)
             self.meter.advance(nxt)
             self._collect_meter()
+            if (held := self._held_until()) is not None and held <= nxt:
+                self._release(nxt, "its time is up")
             self._m2r.process(nxt)
             self.now = max(self.now, nxt)
         self._r2m.process(to)
@@ -323,6 +352,11 @@ class Link:
         self._to_reader.append((ch.t, value))
 
     def _collect_meter(self) -> None:
+        if self.held:  # a whole message from the reader releases them, before the meter answers it
+            for e in self.meter.events[self._meter_events_seen :]:
+                if e.kind is Did.RECEIVED:
+                    self._release(e.t, "the reader's next message reached the meter")
+                    break
         for tx in self.meter.take():
             for out in self._intercept(tx):
                 self._transmit(out)

@@ -125,6 +125,47 @@ def test_nth_register_count_every_and_session_triggers() -> None:
     assert answers[3].startswith(b"\x02(0000013.465")  # count 1: only once
 
 
+def held_r1_bench() -> Bench:
+    """Programming mode at 9600 Bd, the first R1 answer held (1.0 s at most)."""
+    b = Bench()
+    FaultInjector(b.link, [Fault(Trigger(message="reply"), "hold", {"seconds": 1.0})])
+    b.sign_on()
+    b.send(OptionSelect("0", "5", "1").to_bytes(), gap=0.05)
+    b.baud(9600)
+    b.read_until(b"\x03", extra=1)
+    return b
+
+
+def test_a_held_answer_goes_out_ahead_of_the_answer_to_the_readers_next_message() -> None:
+    """However late the reader sends its next command (here 0.5 s after the held answer was
+    due, or before it was due), the held answer lands after it and before its own answer."""
+    for gap in (0.5, 0.01):
+        b = held_r1_bench()
+        sent = b.send(Command.read("1.8.0").to_bytes(), gap=0.03)
+        assert b.wait(gap) == b""  # held: nothing comes, not even at the answer's own time
+        asked = b.send(Command.read("2.8.0").to_bytes())
+        first = b.read_until(b"\x03", extra=1)
+        second = b.read_until(b"\x03", extra=1)
+        assert first.startswith(b"\x02(0033402.264") and second.startswith(b"\x02(0000013.465"), gap
+        (release,) = [e for e in b.link.events if e.kind == "fault" and "goes out" in e.detail]
+        assert "the reader's next message" in release.detail
+        due = next(e.t for e in b.link.events if e.kind == "fault" and "held until" in e.detail)
+        # at its own time if the reader was that quick, else when the command has reached the meter
+        assert release.t == pytest.approx(max(due, asked), abs=0.002) and release.t > sent
+
+
+def test_a_held_answer_goes_out_at_its_limit_when_the_reader_sends_nothing() -> None:
+    b = held_r1_bench()
+    b.send(Command.read("1.8.0").to_bytes(), gap=0.03)
+    got = b.read_until(b"\x03", extra=1, limit=3.0)
+    assert got.startswith(b"\x02(0033402.264")
+    (held,) = [e for e in b.link.events if e.kind == "fault" and "held until" in e.detail]
+    (release,) = [e for e in b.link.events if e.kind == "fault" and "goes out" in e.detail]
+    assert "its time is up" in release.detail
+    assert release.t == pytest.approx(held.t + 1.0)
+    assert b.link.held == []
+
+
 def test_every_third_session() -> None:
     b = Bench(scenarios=[str(p) for p in SCENARIOS if p.stem == "corrupt-every-third-session"])
     verdicts = []

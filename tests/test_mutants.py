@@ -154,20 +154,12 @@ def by_mutant() -> dict[str, list[str]]:
     return dict(sorted(groups.items()))
 
 
-#: mutants whose cases catch them only in a narrow window of protocol time, run slower than the
-#: suite's 20x so that a busy machine does not move the reader out of it: ROBUST-12's late copy
-#: of an answer must arrive after the reader asked for the next register and before that
-#: register's own answer, ~0.2 s of protocol time (10 ms at 20x, 40 ms at 5x); beside three
-#: CPU burners the take-late-answer mutant escaped it 1 run in 8 at 20x
-SPEEDS = {"take-late-answer": 5.0}
-
-
 @pytest.mark.parametrize(("fault", "case_ids"), list(by_mutant().items()), ids=list(by_mutant()))
 def test_the_mutant_fails_the_cases_meant_to_catch_it(
     tmp_path: Path, fault: str, case_ids: list[str]
 ) -> None:
     decl = load_declaration(declaration(tmp_path, fault))
-    results = run_suite(decl, select(catalogue(), ids=case_ids), speed=SPEEDS.get(fault, 20))
+    results = run_suite(decl, select(catalogue(), ids=case_ids), speed=20)
     wrong = [
         (r.case_id, r.verdict.value, r.reason[:140], r.retimed, [run.stderr[-600:] for run in r.runs])
         for r in results
