@@ -474,7 +474,7 @@ class PtyMeter(Background):
         plan = self._plan
         s = self.served
         if coming is None:
-            coming = s.link.coming(self._pace_until, self._ahead, plan[-1][2])
+            coming = s.link.coming(self._pace_until, self._ahead, plan[-1][2] if plan else -math.inf)
         if not coming:
             return False
         times = [t for t, _ in coming]
