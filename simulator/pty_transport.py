@@ -555,13 +555,16 @@ class PtyMeter(Background):
         self._planned = 0
         self._early = 0.0
 
-    def _packet_waiting(self) -> bool:
+    def _master_flags(self) -> int:
+        """The master's poll flags now (POLLIN: a packet waits; POLLHUP: nobody holds the slave)."""
         events = self._own_poll.poll(0)
-        return bool(events and events[0][1] & select.POLLIN)
+        return events[0][1] if events else 0
+
+    def _packet_waiting(self) -> bool:
+        return bool(self._master_flags() & select.POLLIN)
 
     def _nobody_holds(self) -> bool:
-        events = self._own_poll.poll(0)
-        flags = events[0][1] if events else 0
+        flags = self._master_flags()
         return bool(flags & select.POLLHUP) and not flags & select.POLLIN
 
     def handle(self, flags: int, late: float) -> None:

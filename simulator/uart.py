@@ -331,7 +331,7 @@ class Receiver:
         """The characters :meth:`take` will deliver by ``until`` as long as each is a frame
         sent as this receiver reads it, without taking them (the receiver is left where it
         is; the line may lay down frames it would lay down anyway): (time, value, frame) of
-        each, frames laid down as bits first.  The settings are asked at each frame's start,
+        each, frames laid down as bits first.  The settings are those at each frame's start,
         so a switch already known ends the list where the frames stop matching; it is empty
         where the next character needs the bit model.  At most ``limit`` characters; with
         ``start`` (the last frame of an earlier answer), those after it.
@@ -409,7 +409,7 @@ class Receiver:
     def _take_whole(self, until: float, rx: LineSettings, out: list[RxChar]) -> None:
         """After a pending frame taken whole: the pending frames behind it that this receiver
         reads as sent, up to ``until``, taken in one go (what :meth:`_next` would answer for
-        each: no edge is laid down behind them, and the settings are asked at each start)."""
+        each: no edge is laid down behind them, and the settings are those at each start)."""
         line = self.line
         pending = line.pending
         span = self.settings_span
