@@ -662,6 +662,12 @@ class PtyMeter(Background):
             return False
         if packet[0] == TIOCPKT_DATA:
             if len(packet) > 1:
+                if self.state is None or not self.state.extproc:
+                    # With EXTPROC off no packet reports a settings change: one the reader made
+                    # before this write (a library that sets the speed after clearing c_lflag,
+                    # then writes) is seen only by looking. Taken first, as the kernel hands
+                    # over a reported change before data already buffered.
+                    self._look("before read")
                 self._wrote = True
                 self.served.reader_wrote(packet[1:])
             self._look("after read")

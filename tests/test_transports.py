@@ -171,6 +171,35 @@ def test_pty_reports_an_unraw_port_and_translates_cr(pty_meter: PtyMeter) -> Non
     assert any("canonical mode" in r and "ICRNL" in r for r in reports)
 
 
+def test_a_speed_set_after_c_lflag_was_cleared_counts_for_the_bytes_written_after_it() -> None:
+    """node-serialport's binding clears c_lflag (EXTPROC with it) at one speed, sets 300 Bd and
+    writes the request at once. With EXTPROC off no packet reports the 300 Bd: a meter that
+    took the request before looking had it sent at the first speed and never answered (1 run
+    in 4 of tests/test_serial_styles.py beside CPU burners). The meter is turned by hand here,
+    where that race put its turns."""
+    import select
+
+    pm = PtyMeter(MeterOptions(speed=SPEED, moving=False))
+    fd = os.open(pm.path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        attrs = termios.tcgetattr(fd)
+        attrs[0] = attrs[1] = attrs[3] = 0  # c_lflag cleared: EXTPROC with it
+        attrs[2] = termios.CS7 | termios.PARENB | termios.CREAD | termios.CLOCAL
+        attrs[4] = attrs[5] = termios.B38400
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+        pm.handle(select.POLLIN, 0.0)  # the packet of that change: the meter sees 38400 Bd
+        assert pm.state is not None and pm.state.baud == 38400 and not pm.state.extproc
+        attrs[4] = attrs[5] = termios.B300
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)  # (no packet: EXTPROC is off)
+        os.write(fd, b"/?!\r\n")
+        pm.handle(select.POLLIN, 0.0)
+        (request,) = [e for e in pm.served.link.events if e.kind == "data" and e.dir == "r2m"]
+        assert request.baud == 300
+    finally:
+        os.close(fd)
+        pm.close()
+
+
 def test_pty_reopen_with_the_same_settings_works(pty_meter: PtyMeter) -> None:
     for _ in range(3):
         port = serial.Serial(pty_meter.path, 300, bytesize=7, parity="E", timeout=2)
